@@ -1,0 +1,65 @@
+// dlbridge: Scala 2.13 against Spark 4.3.0 ("provided").
+//
+// Spark 4.3.0 is not on the Maven registry yet, so the build compiles against
+// the jars of the pinned pyspark==4.3.0 wheel (dev/env.sh exports its
+// SPARK_HOME). They are unmanaged and never packaged: at run time Spark
+// provides them, exactly like a "provided" dependency.
+import java.io.File
+
+ThisBuild / organization := "io.dlbridge"
+ThisBuild / version := "0.1.0"
+ThisBuild / scalaVersion := "2.13.18"
+
+lazy val sparkJars = settingKey[File]("Directory of the Spark 4.3.0 jars (from $SPARK_HOME/jars)")
+
+/** The JVM flags Spark itself passes on Java 17 (launcher's JavaModuleOptions). */
+val sparkJavaOptions = Seq(
+  "-XX:+IgnoreUnrecognizedVMOptions",
+  "--add-opens=java.base/java.lang=ALL-UNNAMED",
+  "--add-opens=java.base/java.lang.invoke=ALL-UNNAMED",
+  "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
+  "--add-opens=java.base/java.io=ALL-UNNAMED",
+  "--add-opens=java.base/java.net=ALL-UNNAMED",
+  "--add-opens=java.base/java.nio=ALL-UNNAMED",
+  "--add-opens=java.base/java.util=ALL-UNNAMED",
+  "--add-opens=java.base/java.util.concurrent=ALL-UNNAMED",
+  "--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED",
+  "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+  "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+  "--add-opens=java.base/sun.nio.cs=ALL-UNNAMED",
+  "--add-opens=java.base/sun.security.action=ALL-UNNAMED",
+  "--add-opens=java.base/sun.util.calendar=ALL-UNNAMED",
+  "-Djdk.reflect.useDirectMethodHandle=false",
+  "-Dio.netty.tryReflectionSetAccessible=true"
+)
+
+lazy val root = (project in file("."))
+  .settings(
+    name := "dlbridge",
+    sparkJars := {
+      val home = sys.env.getOrElse("SPARK_HOME",
+        sys.error("SPARK_HOME is not set: run sbt through dev/sbt, which points it at the pinned pyspark 4.3.0"))
+      val dir = new File(home, "jars")
+      require(dir.isDirectory, s"SPARK_HOME=$home has no jars/ directory; expected a pyspark 4.3.0 installation")
+      dir
+    },
+    Compile / unmanagedJars ++= (sparkJars.value ** "*.jar").classpath,
+    Compile / scalaSource := baseDirectory.value / "scala" / "src" / "main" / "scala",
+    Compile / javaSource := baseDirectory.value / "scala" / "src" / "main" / "java",
+    Test / scalaSource := baseDirectory.value / "tests" / "scala",
+    Test / javaSource := baseDirectory.value / "tests" / "java",
+    Test / resourceDirectory := baseDirectory.value / "tests" / "resources",
+    libraryDependencies ++= Seq(
+      "org.scalatest" %% "scalatest" % "3.2.19" % Test,
+      "com.github.sbt" % "junit-interface" % "0.13.3" % Test
+    ),
+    scalacOptions ++= Seq("-deprecation", "-feature", "-unchecked", "-release", "17"),
+    javacOptions ++= Seq("--release", "17"),
+    Test / fork := true,
+    Test / parallelExecution := false,
+    Test / javaOptions ++= sparkJavaOptions ++ Seq("-Xmx3g"),
+    Test / envVars ++= Map(
+      "PYTHONPATH" -> (baseDirectory.value / "tests" / "python" / "udfs").getAbsolutePath
+    ),
+    Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oDF")
+  )

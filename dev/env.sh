@@ -1,0 +1,8 @@
+# Sourced by dev/ scripts: the environment every build, test and example uses.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export DLBRIDGE_HOME="$root"
+export SPARK_HOME=$("$root/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+# The driver backend and the executors' Python workers use the project's interpreter.
+export PYSPARK_PYTHON="$root/.venv/bin/python"
+export PYSPARK_DRIVER_PYTHON="$root/.venv/bin/python"
+export PATH="$root/.venv/bin:$PATH"

@@ -1,0 +1,29 @@
+"""pip-installable Python side of dlbridge (sources under ``python/``).
+
+Versions are pinned so that the driver, the companion backend and the
+executors' Python workers all agree with the Spark 4.3.0 jars the build
+compiles against (see ``build.sbt``).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="dlbridge",
+    version="0.1.0",
+    description="Deep-learning (TensorFlow 2 / Keras 3) stages for Spark ML in Scala, Java and PySpark",
+    package_dir={"": "python"},
+    packages=find_packages("python"),
+    package_data={"dlbridge": ["jars/*.jar"]},
+    python_requires=">=3.10,<3.13",
+    install_requires=[
+        "pyspark==4.3.0",
+        "py4j==0.10.9.9",
+        "pyarrow==26.0.1",
+        "pandas==2.3.3",  # PySpark 4.3 warns that pandas 3 is not fully supported
+        "numpy==2.4.6",
+        "tensorflow-cpu==2.21.0",
+        "keras==3.15.1",
+    ],
+    extras_require={
+        "test": ["pytest==9.2.0", "scikit-learn==1.9.1"],
+    },
+)
