@@ -1,0 +1,40 @@
+"""Registers the backend inside the user's own PySpark driver (no second process)."""
+from __future__ import annotations
+
+import threading
+
+from py4j.java_gateway import JavaClass
+from pyspark.sql import SparkSession
+
+_lock = threading.Lock()
+
+
+def ensure_backend(spark: SparkSession) -> None:
+    """Registers this Python driver as the dlbridge backend of ``spark``'s SparkContext.
+
+    Idempotent and explicit: the Python stages call it before their first JVM
+    call. It starts PySpark's authenticated py4j callback server (as
+    ``foreachBatch`` does) so the JVM stages can call back into this process.
+    """
+    from pyspark.java_gateway import ensure_callback_server_started
+
+    from dlbridge.backend.backend import Backend
+
+    sc = spark.sparkContext
+    bridge = _bridge(spark)
+    with _lock:
+        if bridge.isRegistered(sc._jsc):
+            return
+        ensure_callback_server_started(sc._gateway)
+        bridge.register(sc._jsc, Backend(spark))
+
+
+def _bridge(spark: SparkSession) -> JavaClass:
+    bridge = spark.sparkContext._jvm.dlbridge.python.PythonBridge
+    if not isinstance(bridge, JavaClass):  # py4j answers a JavaPackage for a missing class
+        raise RuntimeError(
+            "The dlbridge jar is not on the Spark driver's classpath (class "
+            "dlbridge.python.PythonBridge not found). Fix: start Spark with "
+            "spark.jars=dlbridge.jar_path() (or spark-submit --jars <dlbridge jar>)."
+        )
+    return bridge

@@ -1,0 +1,27 @@
+package dlbridge.python
+
+import java.util.concurrent.TimeUnit
+
+import org.apache.spark.SparkConf
+
+/** The `spark.dlbridge.*` configuration keys of the bridge, with their defaults. */
+object BridgeConf {
+
+  /** Comma-separated Python modules imported into the backend before first use (they register stages). */
+  val Modules = "spark.dlbridge.python.modules"
+
+  /** How long the JVM waits for a companion backend to come up. Default: `120s`. */
+  val StartTimeout = "spark.dlbridge.python.startTimeout"
+
+  /** How long a stopping companion may take to exit before it is killed. Default: `10s`. */
+  val StopTimeout = "spark.dlbridge.python.stopTimeout"
+
+  private[dlbridge] def startTimeoutMs(conf: SparkConf): Long =
+    conf.getTimeAsMs(StartTimeout, "120s")
+
+  private[dlbridge] def stopTimeoutMs(conf: SparkConf): Long =
+    TimeUnit.MILLISECONDS.convert(conf.getTimeAsMs(StopTimeout, "10s"), TimeUnit.MILLISECONDS)
+
+  private[dlbridge] def modules(conf: SparkConf): Seq[String] =
+    conf.get(Modules, "").split(",").map(_.trim).filter(_.nonEmpty).toSeq
+}
