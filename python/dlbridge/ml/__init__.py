@@ -1,0 +1,4 @@
+"""Spark ML stages backed by Python, as thin wrappers over the Scala ``dlbridge.ml`` classes."""
+from dlbridge.ml.python_transformer import PythonTransformer
+
+__all__ = ["PythonTransformer"]
