@@ -10,7 +10,7 @@ import org.apache.spark.sql.SparkSession
  * wraps, the modules to import, and the two ways to report back (`register` or `fail`).
  * Public only because py4j calls it by reflection; not part of the user API.
  */
-class CompanionEntryPoint private[dlbridge] (session: SparkSession) {
+class CompanionEntryPoint private[dlbridge] (session: SparkSession, python: String) {
   private[dlbridge] val registered: Promise[PythonBackend] = Promise()
 
   /** The JVM SparkContext, wrapped the way PySpark expects it. */
@@ -27,5 +27,6 @@ class CompanionEntryPoint private[dlbridge] (session: SparkSession) {
 
   /** Called by the companion when it cannot start; `details` holds the Python traceback. */
   def fail(details: String): Unit =
-    registered.tryFailure(new PythonBackendException(s"The dlbridge Python backend failed to start:\n$details"))
+    registered.tryFailure(new PythonBackendException(
+      s"The dlbridge Python backend '$python -m dlbridge.backend' failed to start:\n$details"))
 }

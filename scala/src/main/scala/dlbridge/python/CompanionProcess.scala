@@ -51,7 +51,7 @@ private[dlbridge] object CompanionProcess {
     val conf = session.sparkContext.getConf
     val python = PythonExecutable.forDriver(conf)
     val secret = newSecret()
-    val entry = new CompanionEntryPoint(session)
+    val entry = new CompanionEntryPoint(session, python)
     val loopback = InetAddress.getLoopbackAddress
     val gateway = new GatewayServer.GatewayServerBuilder(entry)
       .javaPort(0).javaAddress(loopback)
