@@ -1,0 +1,211 @@
+"""Driver orchestration: prepare data, run the server, one Spark job per epoch, collect history."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+import uuid
+from typing import Any, Sequence
+
+from dlbridge.trainer import models, objectives
+from dlbridge.trainer.data import PreparedData, prepare
+from dlbridge.trainer.options import TrainingOptions
+from dlbridge.trainer.protocol import new_secret
+from dlbridge.trainer.server import ParameterServer
+from dlbridge.trainer.store import WeightStore
+from dlbridge.trainer.worker import STATS_SCHEMA, WorkerSpec, evaluate_function, train_function
+
+logger = logging.getLogger("dlbridge.trainer")
+DEFAULT_TIMEOUT = 300.0
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """Outcome of :func:`fit`.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The trained model, compiled with the loss and optimizer used.
+    history : list of dict
+        One dict per epoch: ``epoch``, ``loss``, ``samples``, ``seconds``,
+        ``samples_per_sec`` and, with validation, ``val_loss`` (and
+        ``val_accuracy`` for classification).
+    summary : dict
+        Mode, workers, loss, task, server address and counters.
+    """
+
+    model: Any
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def fit(df, features_col: str | Sequence[str], label_col: str, model: Any,
+        options: TrainingOptions | None = None, model_args: dict[str, Any] | None = None,
+        task: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> TrainingResult:
+    """Train a Keras model on a Spark DataFrame with a parameter server on the driver.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Training data.
+    features_col : str or list of str
+        An ML ``Vector`` / ``array<numeric>`` / numeric column, or several numeric columns.
+    label_col : str
+        A class index, a one-hot or value array, or a regression value.
+    model : keras.Model, str or callable
+        A model, a ``.keras`` path, a Keras JSON config, a ``"module:function"``
+        factory, or ``build(input_dim, num_outputs) -> keras.Model``.
+    options : TrainingOptions, optional
+        Defaults to ``TrainingOptions()``.
+    model_args : dict, optional
+        Keyword arguments of a ``"module:function"`` factory. Defaults to ``None``.
+    task : str, optional
+        ``"classification"`` or ``"regression"`` to override inference from the
+        label, the loss and the model. Defaults to ``None``.
+    timeout : float
+        Seconds any single network wait (and a sync round) may take. Defaults to ``300``.
+
+    Returns
+    -------
+    TrainingResult
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid options, columns or models (before anything starts).
+    RuntimeError
+        If training fails; the cause is chained.
+    """
+    options = (options or TrainingOptions()).validate()
+    if task not in (None, "classification", "regression"):
+        raise ValueError(f"task must be 'classification', 'regression' or None. Received: task={task!r}")
+    _check_slots(df.sparkSession, options)
+    data = prepare(df, features_col, label_col, options)
+    try:
+        keras_model, objective = _setup(data, model, model_args, options, task)
+        return _train(df.sparkSession, data, keras_model, objective, options, timeout,
+                      models.factory_module(model))
+    finally:
+        data.unpersist()
+
+
+def _check_slots(spark, options: TrainingOptions) -> None:
+    slots = spark.sparkContext.defaultParallelism
+    if options.numWorkers <= slots:
+        return
+    if options.mode == "sync":
+        raise ValueError(
+            f"Option numWorkers={options.numWorkers} exceeds the {slots} task slots of this Spark "
+            "application; sync mode runs every worker at once in a barrier stage, so it would never "
+            f"start. Set numWorkers <= {slots} or add executor cores.")
+    logger.warning("numWorkers=%d exceeds the %d task slots: workers will run in waves",
+                   options.numWorkers, slots)
+
+
+def _setup(data: PreparedData, source: Any, model_args, options: TrainingOptions, task: str | None):
+    if models.is_builder(source):
+        task = objectives.infer_task(data.label, options, source, task=task)
+        keras_model = models.resolve_model(source, data.input_dim,
+                                           objectives.num_outputs_for(data.label, task))
+    else:
+        keras_model = models.resolve_model(source, data.input_dim, None, model_args)
+        task = objectives.infer_task(data.label, options, source, keras_model, task)
+    objective = objectives.choose_objective(data.label, task, keras_model, options)
+    classes = data.label.num_classes
+    if objective.sparse and classes and classes > objective.num_outputs:
+        raise ValueError(f"Label column {data.label.column!r} has class indices up to {classes - 1} but the "
+                         f"model outputs only {objective.num_outputs} classes.")
+    return keras_model, objective
+
+
+def _train(spark, data: PreparedData, model, objective, options: TrainingOptions, timeout: float,
+           factory_module: str | None) -> TrainingResult:
+    store = WeightStore(model, objectives.make_optimizer(options), locked=options.mode != "hogwild")
+    bind_host, host = _driver_address(spark)
+    secret = new_secret()
+    server = ParameterServer(store, secret, options.mode, options.numWorkers, bind_host, timeout)
+    spec = WorkerSpec(
+        fit_id=uuid.uuid4().hex, host=host, port=server.port, secret=secret, model_json=model.to_json(),
+        imports=(factory_module,) if factory_module else (), num_params=store.num_params,
+        input_dim=data.input_dim, label_dim=data.label.dim, task=objective.task, loss=objective.loss,
+        from_logits=objective.from_logits, sparse=objective.sparse, options=options, timeout=timeout)
+    logger.info("dlbridge trainer: %s mode, %d workers, loss %s, %d parameters, server %s:%d",
+                options.mode, options.numWorkers, objective.loss, store.num_params, host, server.port)
+    history: list[dict[str, Any]] = []
+    try:
+        for epoch in range(1, options.epochs + 1):
+            history.append(_epoch(data, spec, server, epoch))
+            _log_epoch(history[-1], options)
+        stats = dict(server.stats)
+    finally:
+        server.close()
+    _compile(model, objective, store.optimizer)
+    summary = {"mode": options.mode, "num_workers": options.numWorkers, "loss": objective.loss,
+               "task": objective.task, "address": f"{host}:{server.port}", **stats}
+    return TrainingResult(model=model, history=history, summary=summary)
+
+
+def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int) -> dict[str, Any]:
+    started = time.monotonic()
+    rows = _run_job(data.train.mapInArrow(train_function(spec, epoch), STATS_SCHEMA,
+                                          barrier=spec.options.mode == "sync"), server, epoch)
+    seconds = time.monotonic() - started
+    samples = sum(r["samples"] for r in rows)
+    record = {"epoch": epoch, "loss": sum(r["loss_sum"] for r in rows) / max(samples, 1),
+              "samples": samples, "seconds": seconds, "samples_per_sec": samples / seconds}
+    if data.validation is not None:
+        rows = _run_job(data.validation.mapInArrow(evaluate_function(spec), STATS_SCHEMA), server, epoch)
+        n = max(sum(r["samples"] for r in rows), 1)
+        record["val_loss"] = sum(r["loss_sum"] for r in rows) / n
+        if spec.task == "classification":
+            record["val_accuracy"] = sum(r["correct"] for r in rows) / n
+    return record
+
+
+def _run_job(frame, server: ParameterServer, epoch: int) -> list:
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        rows = frame.collect()
+    except (Py4JError, PySparkException) as e:
+        raise RuntimeError(_failure_message(server, epoch, e)) from e
+    if server.closed or server.failure:
+        raise RuntimeError(_failure_message(server, epoch, None)) from server.failure
+    return rows
+
+
+def _failure_message(server: ParameterServer, epoch: int, error: BaseException | None) -> str:
+    head = f"dlbridge training failed in epoch {epoch} ({server.mode} mode)"
+    if server.failure is not None:
+        return f"{head}: the parameter server failed: {server.failure!r}"
+    if server.closed:
+        return f"{head}: the parameter server was stopped while workers were training."
+    found = re.findall(r"^\s*((?:\w+\.)*\w*(?:Error|Exception|Aborted)): (.+)$", str(error), re.M)
+    cause = f"{found[-1][0]}: {found[-1][1]}" if found else str(error)[-2000:]
+    return f"{head}: a worker task failed: {cause}"
+
+
+def _driver_address(spark) -> tuple[str, str]:
+    conf = spark.sparkContext.getConf()
+    if spark.sparkContext.master.startswith("local"):
+        return "127.0.0.1", "127.0.0.1"
+    host = conf.get("spark.driver.host")
+    if not host:
+        raise RuntimeError("spark.driver.host is not set; the parameter server cannot advertise its address.")
+    return conf.get("spark.driver.bindAddress", host), host
+
+
+def _log_epoch(record: dict[str, Any], options: TrainingOptions) -> None:
+    level = logging.INFO if options.verbose else logging.DEBUG
+    extra = "".join(f" - {k} {record[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in record)
+    logger.log(level, "epoch %d/%d - loss %.4f%s - %.0f samples/s - %.1fs", record["epoch"], options.epochs,
+               record["loss"], extra, record["samples_per_sec"], record["seconds"])
+
+
+def _compile(model, objective, optimizer) -> None:
+    metrics = ["accuracy"] if objective.task == "classification" else []
+    model.compile(optimizer=optimizer, loss=objectives.make_loss(objective.loss, objective.from_logits),
+                  metrics=metrics)

@@ -1,0 +1,162 @@
+"""Training options: one dataclass whose camelCase names mirror the Spark ML params."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+MODES = ("hogwild", "async", "sync")
+
+
+@dataclasses.dataclass
+class TrainingOptions:
+    """Options of one parameter-server fit.
+
+    Names are camelCase on purpose: they are the names of the Spark ML params
+    of the Keras stages, and the Scala side passes them as JSON.
+
+    Parameters
+    ----------
+    mode : str
+        ``"hogwild"`` (lock-free asynchronous updates), ``"async"``
+        (asynchronous, updates serialised by a lock) or ``"sync"`` (barrier
+        stage, every step averages all workers' gradients). Defaults to
+        ``"hogwild"``.
+    epochs : int
+        Passes over the training data. Defaults to ``10``.
+    batchSize : int
+        Rows per mini-batch on each worker. Defaults to ``128``.
+    numWorkers : int
+        Partitions (and so concurrent Spark tasks) used for training.
+        Defaults to ``2``.
+    optimizer : str
+        Any Keras optimizer name (``"adam"``, ``"sgd"``, ``"rmsprop"``...),
+        held by the parameter server. Defaults to ``"adam"``.
+    optimizerOptions : str
+        JSON object of the optimizer's keyword arguments, e.g.
+        ``'{"learning_rate": 0.001}'``. Defaults to ``"{}"``.
+    loss : str
+        Keras loss name; empty chooses one from the label:
+        ``sparse_categorical_crossentropy`` for a class index,
+        ``categorical_crossentropy`` for one-hot arrays, ``mse`` for
+        regression. Defaults to ``""``.
+    stepsPerSync : int
+        Local mini-batch steps between two exchanges with the server. With
+        ``1`` each gradient goes to the server's optimizer; with ``k > 1`` a
+        worker takes ``k`` steps with its own copy of the optimizer and pushes
+        the weight change (averaged over workers in ``sync`` mode).
+        Defaults to ``1``.
+    shuffle : bool
+        Shuffle rows within each worker's stream every epoch. Defaults to
+        ``True``.
+    validationFraction : float
+        Fraction of rows held out to report ``val_loss`` (and
+        ``val_accuracy`` for classification) each epoch, in ``[0, 1)``.
+        Defaults to ``0.0``.
+    seed : int
+        Seed of the validation split and of the shuffles. Defaults to ``0``.
+    verbose : int
+        ``0`` logs epochs at DEBUG level, ``1`` or more at INFO.
+        Defaults to ``1``.
+    """
+
+    mode: str = "hogwild"
+    epochs: int = 10
+    batchSize: int = 128
+    numWorkers: int = 2
+    optimizer: str = "adam"
+    optimizerOptions: str = "{}"
+    loss: str = ""
+    stepsPerSync: int = 1
+    shuffle: bool = True
+    validationFraction: float = 0.0
+    seed: int = 0
+    verbose: int = 1
+
+    def validate(self) -> "TrainingOptions":
+        """Check every option; return ``self`` or raise ``ValueError``.
+
+        Raises
+        ------
+        ValueError
+            Naming the option, the value received and what is expected.
+        """
+        if self.mode not in MODES:
+            _bad("mode", self.mode, f"one of {', '.join(MODES)}")
+        for name in ("epochs", "batchSize", "numWorkers", "stepsPerSync"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                _bad(name, value, "an integer >= 1")
+        for name in ("seed", "verbose"):
+            value = getattr(self, name)
+            if not _is_int(value) or (name == "verbose" and value < 0):
+                _bad(name, value, "an integer" + (" >= 0" if name == "verbose" else ""))
+        if not isinstance(self.shuffle, bool):
+            _bad("shuffle", self.shuffle, "a boolean")
+        fraction = self.validationFraction
+        if _is_int(fraction):
+            fraction = float(fraction)
+        if not isinstance(fraction, float) or not 0.0 <= fraction < 1.0:
+            _bad("validationFraction", self.validationFraction, "a number in [0, 1)")
+        self.validationFraction = fraction
+        if not isinstance(self.optimizer, str) or not self.optimizer.strip():
+            _bad("optimizer", self.optimizer, "a Keras optimizer name such as 'adam' or 'sgd'")
+        if not isinstance(self.loss, str):
+            _bad("loss", self.loss, "a Keras loss name, or '' to choose from the label")
+        self.optimizer_kwargs()
+        return self
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """The parsed ``optimizerOptions`` JSON object.
+
+        Raises
+        ------
+        ValueError
+            If ``optimizerOptions`` is not a JSON object.
+        """
+        try:
+            parsed = json.loads(self.optimizerOptions)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"optimizerOptions must be a JSON object such as "
+                f"'{{\"learning_rate\": 0.001}}'. Received: optimizerOptions={self.optimizerOptions!r}"
+            ) from e
+        if not isinstance(parsed, dict):
+            _bad("optimizerOptions", self.optimizerOptions, "a JSON object (not a list or scalar)")
+        return parsed
+
+    def to_json(self) -> str:
+        """These options as a JSON object string."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainingOptions":
+        """Options from a JSON object; absent keys keep their defaults.
+
+        Raises
+        ------
+        ValueError
+            If the text is not a JSON object, has unknown keys, or holds an
+            invalid value.
+        """
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"TrainingOptions JSON is not valid JSON. Received: {text!r}") from e
+        if not isinstance(data, dict):
+            raise ValueError(f"TrainingOptions JSON must be an object. Received: {text!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown training option(s) {unknown}; expected some of {sorted(known)}."
+            )
+        return cls(**data).validate()
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bad(name: str, value: object, expected: str) -> None:
+    raise ValueError(f"Option {name} must be {expected}. Received: {name}={value!r}")

@@ -1,0 +1,153 @@
+"""Wire protocol between the parameter server and its workers.
+
+A frame is a 5-byte header (``<BI``: kind, payload length) followed by the
+payload. Tensors travel as one flat little-endian float32 buffer; small
+control messages are JSON objects. Nothing is ever unpickled or evaluated.
+
+Every connection starts with a mutual HMAC-SHA256 challenge/response over a
+per-fit 32-byte secret:
+
+1. server -> client ``CHALLENGE``: 32 random bytes ``sn``;
+2. client -> server ``AUTH``: 32 random bytes ``cn`` + ``HMAC(secret, b"c" + sn + cn)``;
+3. server -> client ``AUTH_OK``: ``HMAC(secret, b"s" + sn + cn)``.
+
+Both sides compare with :func:`hmac.compare_digest`; before authentication a
+frame may not exceed :data:`MAX_HANDSHAKE_FRAME` bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import struct
+from typing import Any
+
+import numpy as np
+
+PROTOCOL_TAG = b"dlbridge-ps-1"
+HEADER = struct.Struct("<BI")
+MAX_HANDSHAKE_FRAME = 128
+MAX_CONTROL_FRAME = 64 * 1024
+NONCE_BYTES = 32
+
+# Frame kinds.
+CHALLENGE, AUTH, AUTH_OK = 1, 2, 3
+HELLO, PULL, PUSH, DONE, BYE = 10, 11, 12, 13, 14
+WEIGHTS, ACK, ERROR = 20, 21, 22
+
+# PUSH payload: flags, samples, then float32 values. Flag bits:
+PUSH_HEADER = struct.Struct("<BI")
+WANT_WEIGHTS = 1
+IS_DELTA = 2
+# WEIGHTS payload: server version (number of updates), then float32 values.
+WEIGHTS_HEADER = struct.Struct("<Q")
+
+
+class ProtocolError(RuntimeError):
+    """A peer broke the protocol: bad frame, failed authentication, or an ERROR frame."""
+
+
+def new_secret() -> bytes:
+    """A fresh 256-bit secret for one fit."""
+    return os.urandom(32)
+
+
+def client_mac(secret: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes:
+    """The MAC a client proves it holds the secret with."""
+    return hmac.new(secret, PROTOCOL_TAG + b"c" + server_nonce + client_nonce, hashlib.sha256).digest()
+
+
+def server_mac(secret: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes:
+    """The MAC the server proves it holds the secret with."""
+    return hmac.new(secret, PROTOCOL_TAG + b"s" + server_nonce + client_nonce, hashlib.sha256).digest()
+
+
+def recv_exact(sock: socket.socket, size: int) -> memoryview:
+    """Read exactly ``size`` bytes or raise ``ConnectionError`` on EOF."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if n == 0:
+            raise ConnectionError(f"peer closed the connection after {got} of {size} bytes")
+        got += n
+    return view
+
+
+def recv_frame(sock: socket.socket, max_size: int) -> tuple[int, memoryview]:
+    """Read one frame; refuse a declared length above ``max_size`` before reading it."""
+    kind, size = HEADER.unpack(recv_exact(sock, HEADER.size))
+    if size > max_size:
+        raise ProtocolError(f"frame of kind {kind} declares {size} bytes; the limit is {max_size}")
+    return kind, recv_exact(sock, size) if size else memoryview(b"")
+
+
+def send_frame(sock: socket.socket, kind: int, *parts: bytes | memoryview) -> None:
+    """Send one frame made of the concatenation of ``parts``."""
+    size = sum(len(p) for p in parts)
+    small = [HEADER.pack(kind, size)] + [bytes(p) for p in parts if len(p) < 4096]
+    if len(small) == len(parts) + 1:
+        sock.sendall(b"".join(small))
+        return
+    sock.sendall(HEADER.pack(kind, size))
+    for part in parts:
+        sock.sendall(part)
+
+
+def send_json(sock: socket.socket, kind: int, message: dict[str, Any]) -> None:
+    """Send a small JSON control message."""
+    send_frame(sock, kind, json.dumps(message).encode("utf-8"))
+
+
+def parse_json(payload: memoryview) -> dict[str, Any]:
+    """Decode a JSON control payload, which must be an object."""
+    try:
+        message = json.loads(bytes(payload).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ProtocolError("control frame is not UTF-8 JSON") from e
+    if not isinstance(message, dict):
+        raise ProtocolError("control frame is not a JSON object")
+    return message
+
+
+def floats(payload: memoryview, offset: int, expected: int) -> np.ndarray:
+    """View ``expected`` little-endian float32 values of ``payload`` from ``offset``."""
+    if len(payload) - offset != 4 * expected:
+        raise ProtocolError(
+            f"tensor payload holds {len(payload) - offset} bytes; expected {4 * expected} "
+            f"({expected} float32 values)"
+        )
+    return np.frombuffer(payload, dtype="<f4", count=expected, offset=offset)
+
+
+def server_handshake(sock: socket.socket, secret: bytes) -> None:
+    """Authenticate a freshly accepted connection or raise ``ProtocolError``."""
+    server_nonce = os.urandom(NONCE_BYTES)
+    send_frame(sock, CHALLENGE, server_nonce)
+    kind, payload = recv_frame(sock, MAX_HANDSHAKE_FRAME)
+    if kind != AUTH or len(payload) != NONCE_BYTES + 32:
+        raise ProtocolError(f"expected an AUTH frame of {NONCE_BYTES + 32} bytes")
+    client_nonce = bytes(payload[:NONCE_BYTES])
+    expected = client_mac(secret, server_nonce, client_nonce)
+    if not hmac.compare_digest(expected, bytes(payload[NONCE_BYTES:])):
+        raise ProtocolError("authentication failed: wrong secret")
+    send_frame(sock, AUTH_OK, server_mac(secret, server_nonce, client_nonce))
+
+
+def client_handshake(sock: socket.socket, secret: bytes) -> None:
+    """Authenticate to the server (and the server to us) or raise ``ProtocolError``."""
+    kind, payload = recv_frame(sock, MAX_HANDSHAKE_FRAME)
+    if kind != CHALLENGE or len(payload) != NONCE_BYTES:
+        raise ProtocolError("expected a CHALLENGE frame from the parameter server")
+    server_nonce = bytes(payload)
+    client_nonce = os.urandom(NONCE_BYTES)
+    send_frame(sock, AUTH, client_nonce, client_mac(secret, server_nonce, client_nonce))
+    kind, payload = recv_frame(sock, MAX_HANDSHAKE_FRAME)
+    if kind == ERROR:
+        raise ProtocolError(f"parameter server refused the connection: {bytes(payload).decode()}")
+    expected = server_mac(secret, server_nonce, client_nonce)
+    if kind != AUTH_OK or not hmac.compare_digest(expected, bytes(payload)):
+        raise ProtocolError("the parameter server failed to authenticate (wrong secret?)")

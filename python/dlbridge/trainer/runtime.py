@@ -1,0 +1,120 @@
+"""Executor-side model runtime: one per Python worker process, reused across tasks and epochs."""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger("dlbridge.trainer")
+_CACHE: dict[str, "ModelRuntime"] = {}
+
+
+def runtime_for(spec: Any) -> "ModelRuntime":
+    """The cached runtime of this fit, built on first use; other fits' runtimes are dropped."""
+    runtime = _CACHE.get(spec.fit_id)
+    if runtime is None:
+        _CACHE.clear()
+        runtime = ModelRuntime(spec)
+        _CACHE[spec.fit_id] = runtime
+    return runtime
+
+
+def _configure_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError as e:  # TensorFlow already initialised in this process: keep its pools
+        logger.debug("TensorFlow thread pools already set: %s", e)
+
+
+class ModelRuntime:
+    """The worker's copy of the model with compiled gradient, update and evaluation steps."""
+
+    def __init__(self, spec: Any) -> None:
+        _configure_tensorflow()
+        import keras
+        import tensorflow as tf
+
+        from dlbridge.trainer.objectives import make_loss, make_optimizer
+
+        for module in spec.imports:
+            importlib.import_module(module)
+        self.model = keras.models.model_from_json(spec.model_json)
+        if not self.model.built:
+            self.model.build((None, spec.input_dim))
+        self.variables = list(self.model.trainable_variables)
+        self.sizes = [int(np.prod(v.shape)) for v in self.variables]
+        if sum(self.sizes) != spec.num_params:
+            raise RuntimeError(f"Model rebuilt on the executor has {sum(self.sizes)} trainable parameters; "
+                               f"the driver's has {spec.num_params}. Custom layers must be importable here.")
+        self.loss = make_loss(spec.loss, spec.from_logits)
+        self.classification = spec.task == "classification"
+        self.from_logits = spec.from_logits
+        self.local_optimizer = make_optimizer(spec.options) if spec.options.stepsPerSync > 1 else None
+        y_spec = tf.TensorSpec([None] if spec.sparse else [None, spec.label_dim or 1],
+                               tf.int32 if spec.sparse else tf.float32)
+        signature = [tf.TensorSpec([None, spec.input_dim], tf.float32), y_spec]
+        self.gradient = tf.function(self._gradient, input_signature=signature)
+        self.evaluate = tf.function(self._evaluate, input_signature=signature)
+        self.assign = tf.function(self._assign, input_signature=[tf.TensorSpec([spec.num_params], tf.float32)])
+        if self.local_optimizer is not None:
+            self.local_optimizer.build(self.variables)
+            self.local_step = tf.function(self._local_step, input_signature=signature)
+
+    def weights(self) -> np.ndarray:
+        """Current trainable weights, flat float32."""
+        return np.concatenate([np.asarray(v.numpy(), dtype=np.float32).ravel() for v in self.variables])
+
+    def _loss(self, x, y):
+        predictions = self.model(x, training=True)
+        loss = self.loss(y, predictions)
+        if self.model.losses:
+            loss = loss + sum(self.model.losses)
+        return loss
+
+    def _gradient(self, x, y):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = self._loss(x, y)
+        grads = tape.gradient(loss, self.variables)
+        flat = [tf.reshape(tf.zeros_like(v) if g is None else tf.cast(g, tf.float32), [-1])
+                for g, v in zip(grads, self.variables)]
+        return loss, tf.concat(flat, 0)
+
+    def _local_step(self, x, y):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = self._loss(x, y)
+        grads = tape.gradient(loss, self.variables)
+        self.local_optimizer.apply_gradients(zip(grads, self.variables))
+        return loss
+
+    def _evaluate(self, x, y):
+        import tensorflow as tf
+
+        predictions = self.model(x, training=False)
+        loss = self.loss(y, predictions)
+        if not self.classification:
+            return loss, tf.constant(0, tf.int64)
+        if predictions.shape[-1] == 1:
+            threshold = 0.0 if self.from_logits else 0.5
+            predicted = tf.cast(predictions[:, 0] > threshold, tf.int64)
+            truth = tf.cast(tf.reshape(y, [-1]) > 0.5, tf.int64)
+        else:
+            predicted = tf.argmax(predictions, axis=-1)
+            truth = tf.cast(y, tf.int64) if len(y.shape) == 1 else tf.argmax(y, axis=-1)
+        return loss, tf.reduce_sum(tf.cast(tf.equal(predicted, truth), tf.int64))
+
+    def _assign(self, flat) -> None:
+        import tensorflow as tf
+
+        for v, part in zip(self.variables, tf.split(flat, self.sizes)):
+            v.assign(tf.cast(tf.reshape(part, v.shape), v.dtype))

@@ -1,0 +1,77 @@
+"""The parameter server's weights and optimizer, addressed as one flat float32 vector."""
+from __future__ import annotations
+
+import itertools
+import threading
+from contextlib import nullcontext
+from typing import ContextManager
+
+import numpy as np
+
+
+class WeightStore:
+    """Trainable weights of a Keras model plus the optimizer that updates them.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built model; its trainable variables are the served weights.
+    optimizer : keras.optimizers.Optimizer
+        Applies pushed gradients.
+    locked : bool
+        ``True`` serialises updates and reads under one lock (``async`` and
+        ``sync`` modes); ``False`` lets threads update concurrently without any
+        lock (``hogwild``). Defaults to ``True``.
+    """
+
+    def __init__(self, model, optimizer, locked: bool = True) -> None:
+        import tensorflow as tf
+
+        self.variables = list(model.trainable_variables)
+        if not self.variables:
+            raise ValueError("The model has no trainable weights; there is nothing to train.")
+        self.shapes = [tuple(int(d) for d in v.shape) for v in self.variables]
+        self.sizes = [int(np.prod(s)) for s in self.shapes]
+        self.num_params = int(sum(self.sizes))
+        self.optimizer = optimizer
+        self._lock: ContextManager = threading.Lock() if locked else nullcontext()
+        self._versions = itertools.count(1)
+        self.version = 0
+        optimizer.build(self.variables)
+        spec = [tf.TensorSpec([self.num_params], tf.float32)]
+        self._read_fn = tf.function(self._read_graph)
+        self._grad_fn = tf.function(self._apply_graph, input_signature=spec)
+        self._delta_fn = tf.function(self._delta_graph, input_signature=spec)
+        # Trace once up front so that concurrent first calls never race in tracing.
+        self._read_fn.get_concrete_function()
+        self._grad_fn.get_concrete_function()
+        self._delta_fn.get_concrete_function()
+
+    def read(self) -> tuple[int, np.ndarray]:
+        """``(version, weights)``: the number of updates applied and a flat copy."""
+        with self._lock:
+            return self.version, self._read_fn().numpy()
+
+    def apply(self, values: np.ndarray, delta: bool = False) -> None:
+        """Apply a flat gradient through the optimizer, or add a flat weight delta."""
+        with self._lock:
+            (self._delta_fn if delta else self._grad_fn)(values)
+            self.version = next(self._versions)
+
+    def _split(self, flat):
+        import tensorflow as tf
+
+        parts = tf.split(flat, self.sizes)
+        return [tf.cast(tf.reshape(t, s), v.dtype) for t, s, v in zip(parts, self.shapes, self.variables)]
+
+    def _read_graph(self):
+        import tensorflow as tf
+
+        return tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1]) for v in self.variables], 0)
+
+    def _apply_graph(self, flat) -> None:
+        self.optimizer.apply_gradients(zip(self._split(flat), self.variables))
+
+    def _delta_graph(self, flat) -> None:
+        for v, d in zip(self.variables, self._split(flat)):
+            v.assign_add(d)

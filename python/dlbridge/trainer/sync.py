@@ -1,0 +1,135 @@
+"""Synchronous rounds: every step waits for all workers and applies one averaged update."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from dlbridge.trainer.store import WeightStore
+
+
+class SyncAborted(RuntimeError):
+    """A synchronous round cannot complete (a worker left, timed out, or the server closed)."""
+
+
+class SyncCoordinator:
+    """Barrier of ``num_workers`` workers per step, per epoch.
+
+    A round completes when every worker has either pushed for it or declared
+    its data exhausted for the epoch (``done``), so partitions of unequal size
+    need no agreement up front. The update is the sample-weighted mean of the
+    pushed values, which equals the gradient of the mean loss over the union of
+    the workers' batches.
+
+    Parameters
+    ----------
+    store : WeightStore
+        Receives one update per round.
+    num_workers : int
+        Workers in the barrier stage.
+    timeout : float
+        Seconds a worker may wait for a round before it is aborted.
+    """
+
+    def __init__(self, store: WeightStore, num_workers: int, timeout: float) -> None:
+        self._store = store
+        self._num_workers = num_workers
+        self._timeout = timeout
+        self._cond = threading.Condition()
+        self._epoch: int | None = None
+        self._generation = 0
+        self._round = 0
+        self._reset_round()
+        self._done: set[int] = set()
+        self._error: str | None = None
+
+    def hello(self, partition: int, epoch: int) -> int:
+        """Join the barrier of ``epoch``; returns the generation to quote in pushes.
+
+        A new epoch, or a hello after an aborted round (a retried barrier stage),
+        starts a new generation from a clean state; stragglers of an older
+        generation are refused.
+        """
+        if not 0 <= partition < self._num_workers:
+            raise SyncAborted(f"partition {partition} outside 0..{self._num_workers - 1}")
+        with self._cond:
+            if self._epoch != epoch or self._error is not None:
+                self._epoch = epoch
+                self._generation += 1
+                self._reset_round()
+                self._done = set()
+                self._error = None
+                self._cond.notify_all()
+            return self._generation
+
+    def push(self, partition: int, generation: int, values: np.ndarray, samples: int, delta: bool) -> None:
+        """Contribute to the current round and block until it has been applied."""
+        with self._cond:
+            self._check(partition, generation)
+            if partition in self._pushed:
+                raise SyncAborted(f"partition {partition} pushed twice in one round")
+            self._pushed.add(partition)
+            self._sum += values.astype(np.float64) * samples
+            self._samples += samples
+            self._delta = delta
+            rnd = self._round
+            self._maybe_apply()
+            self._wait(lambda: self._round != rnd or self._generation != generation or self._error)
+            if self._generation != generation or (self._round == rnd and self._error):
+                raise SyncAborted(self._error or "round superseded by a retried stage attempt")
+
+    def done(self, partition: int, generation: int) -> None:
+        """Declare this worker's data exhausted for the epoch."""
+        with self._cond:
+            self._check(partition, generation)
+            self._done.add(partition)
+            self._maybe_apply()
+
+    def abort(self, reason: str) -> None:
+        """Fail the current round (and any waiting worker) with ``reason``."""
+        with self._cond:
+            if self._error is None:
+                self._error = reason
+            self._cond.notify_all()
+
+    def worker_lost(self, partition: int, generation: int) -> None:
+        """A worker disconnected: abort unless it had finished its epoch (or is outdated)."""
+        with self._cond:
+            if generation == self._generation and partition not in self._done:
+                self.abort(f"worker of partition {partition} disconnected in the middle of epoch "
+                           f"{self._epoch}")
+
+    def _check(self, partition: int, generation: int) -> None:
+        if generation != self._generation:
+            raise SyncAborted("this worker belongs to an earlier attempt of the sync stage")
+        if self._error:
+            raise SyncAborted(self._error)
+        if partition in self._done:
+            raise SyncAborted(f"partition {partition} already declared its epoch done")
+
+    def _reset_round(self) -> None:
+        self._pushed: set[int] = set()
+        self._sum = np.zeros(self._store.num_params, dtype=np.float64)
+        self._samples = 0
+        self._delta = False
+
+    def _maybe_apply(self) -> None:
+        if not self._pushed or len(self._pushed | self._done) < self._num_workers:
+            return
+        if self._samples > 0:
+            self._store.apply((self._sum / self._samples).astype(np.float32), delta=self._delta)
+        self._round += 1
+        self._reset_round()
+        self._cond.notify_all()
+
+    def _wait(self, predicate) -> None:
+        deadline = time.monotonic() + self._timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._error = (f"sync round timed out after {self._timeout:.0f}s waiting for "
+                               f"{self._num_workers - len(self._pushed | self._done)} worker(s)")
+                self._cond.notify_all()
+                return
+            self._cond.wait(remaining)

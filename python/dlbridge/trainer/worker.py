@@ -1,0 +1,159 @@
+"""Executor-side training and evaluation loops (run inside ``mapInArrow``)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Iterator
+
+import numpy as np
+
+from dlbridge.trainer.client import ServerConnection
+from dlbridge.trainer.data import minibatches
+from dlbridge.trainer.options import TrainingOptions
+from dlbridge.trainer.runtime import runtime_for
+
+STATS_SCHEMA = "partition int, samples long, loss_sum double, pushes long, correct long"
+# Test hook: when set to a path, the first task reaching its 2nd push creates that file and fails once.
+FAIL_ONCE_ENV = "DLBRIDGE_TRAINER_FAIL_ONCE"
+EVAL_BATCH = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs, captured in the task closure (the secret never goes elsewhere)."""
+
+    fit_id: str
+    host: str
+    port: int
+    secret: bytes = dataclasses.field(repr=False)
+    model_json: str
+    imports: tuple[str, ...]
+    num_params: int
+    input_dim: int
+    label_dim: int
+    task: str
+    loss: str
+    from_logits: bool
+    sparse: bool
+    options: TrainingOptions
+    timeout: float
+
+
+class _Stats:
+    def __init__(self, partition: int) -> None:
+        self.partition, self.samples, self.loss_sum, self.pushes, self.correct = partition, 0, 0.0, 0, 0
+
+    def add(self, loss: float, n: int, correct: int = 0) -> None:
+        self.samples += n
+        self.loss_sum += float(loss) * n
+        self.correct += int(correct)
+
+    def record_batch(self):
+        import pyarrow as pa
+
+        return pa.RecordBatch.from_pydict(
+            {"partition": pa.array([self.partition], pa.int32()), "samples": pa.array([self.samples], pa.int64()),
+             "loss_sum": pa.array([self.loss_sum], pa.float64()), "pushes": pa.array([self.pushes], pa.int64()),
+             "correct": pa.array([self.correct], pa.int64())})
+
+
+def train_function(spec: WorkerSpec, epoch: int) -> Callable[[Iterator], Iterator]:
+    """The ``mapInArrow`` function of one training epoch (captures only its arguments)."""
+
+    def train(batches: Iterator) -> Iterator:
+        return train_partition(spec, epoch, batches)
+
+    return train
+
+
+def evaluate_function(spec: WorkerSpec) -> Callable[[Iterator], Iterator]:
+    """The ``mapInArrow`` function computing validation loss and correct predictions."""
+
+    def evaluate(batches: Iterator) -> Iterator:
+        return evaluate_partition(spec, batches)
+
+    return evaluate
+
+
+def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator:
+    """Train on one partition's stream for one epoch; yield one row of statistics."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    partition = context.partitionId() if context else 0
+    attempt = context.attemptNumber() if context else 0
+    runtime = runtime_for(spec)
+    opts = spec.options
+    rng = np.random.default_rng([opts.seed, epoch, partition]) if opts.shuffle else None
+    stream = minibatches(batches, opts.batchSize, spec.input_dim, spec.label_dim, spec.sparse, rng)
+    stats = _Stats(partition)
+    with _connect(spec) as conn:
+        conn.hello({"partition": partition, "epoch": epoch, "attempt": attempt, "num_params": spec.num_params})
+        runtime.assign(conn.pull()[1])
+        if opts.stepsPerSync == 1:
+            _gradient_loop(runtime, conn, stream, stats)
+        else:
+            _local_loop(runtime, conn, stream, stats, opts.stepsPerSync)
+        if opts.mode == "sync":
+            conn.done({"epoch": epoch})
+    yield stats.record_batch()
+
+
+def evaluate_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:
+    """Evaluate the server's current weights on one partition; yield one row of statistics."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    runtime = runtime_for(spec)
+    with _connect(spec) as conn:
+        runtime.assign(conn.pull()[1])
+    stats = _Stats(context.partitionId() if context else 0)
+    for x, y in minibatches(batches, EVAL_BATCH, spec.input_dim, spec.label_dim, spec.sparse, None):
+        loss, correct = runtime.evaluate(x, y)
+        stats.add(loss.numpy(), len(x), correct.numpy())
+    yield stats.record_batch()
+
+
+def _connect(spec: WorkerSpec) -> ServerConnection:
+    return ServerConnection(spec.host, spec.port, spec.secret, spec.num_params, spec.timeout)
+
+
+def _gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats) -> None:
+    for x, y in stream:
+        loss, grad = runtime.gradient(x, y)
+        stats.add(loss.numpy(), len(x))
+        runtime.assign(conn.push(grad.numpy(), len(x))[1])
+        stats.pushes += 1
+        _maybe_fail_once(stats.pushes)
+
+
+def _local_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats, steps_per_sync: int) -> None:
+    start = runtime.weights()
+    steps = samples = 0
+    for x, y in stream:
+        stats.add(runtime.local_step(x, y).numpy(), len(x))
+        steps, samples = steps + 1, samples + len(x)
+        if steps == steps_per_sync:
+            start = _push_delta(runtime, conn, start, samples, stats)
+            steps = samples = 0
+    if steps:
+        _push_delta(runtime, conn, start, samples, stats)
+
+
+def _push_delta(runtime, conn: ServerConnection, start: np.ndarray, samples: int, stats: _Stats) -> np.ndarray:
+    weights = conn.push(runtime.weights() - start, samples, delta=True)[1]
+    runtime.assign(weights)
+    stats.pushes += 1
+    _maybe_fail_once(stats.pushes)
+    return weights
+
+
+def _maybe_fail_once(pushes: int) -> None:
+    path = os.environ.get(FAIL_ONCE_ENV)
+    if not path or pushes != 2:
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    raise RuntimeError(f"injected one-shot worker failure ({FAIL_ONCE_ENV}={path})")
