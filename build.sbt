@@ -33,17 +33,23 @@ val sparkJavaOptions = Seq(
   "-Dio.netty.tryReflectionSetAccessible=true"
 )
 
+lazy val sparkProvided = Seq(
+  sparkJars := {
+    val home = sys.env.getOrElse("SPARK_HOME",
+      sys.error("SPARK_HOME is not set: run sbt through dev/sbt, which points it at the pinned pyspark 4.3.0"))
+    val dir = new File(home, "jars")
+    require(dir.isDirectory, s"SPARK_HOME=$home has no jars/ directory; expected a pyspark 4.3.0 installation")
+    dir
+  },
+  Compile / unmanagedJars ++= (sparkJars.value ** "*.jar").classpath,
+  scalacOptions ++= Seq("-deprecation", "-feature", "-unchecked", "-release", "17"),
+  javacOptions ++= Seq("--release", "17")
+)
+
 lazy val root = (project in file("."))
+  .settings(sparkProvided)
   .settings(
     name := "dlbridge",
-    sparkJars := {
-      val home = sys.env.getOrElse("SPARK_HOME",
-        sys.error("SPARK_HOME is not set: run sbt through dev/sbt, which points it at the pinned pyspark 4.3.0"))
-      val dir = new File(home, "jars")
-      require(dir.isDirectory, s"SPARK_HOME=$home has no jars/ directory; expected a pyspark 4.3.0 installation")
-      dir
-    },
-    Compile / unmanagedJars ++= (sparkJars.value ** "*.jar").classpath,
     Compile / scalaSource := baseDirectory.value / "scala" / "src" / "main" / "scala",
     Compile / javaSource := baseDirectory.value / "scala" / "src" / "main" / "java",
     Test / scalaSource := baseDirectory.value / "tests" / "scala",
@@ -53,8 +59,6 @@ lazy val root = (project in file("."))
       "org.scalatest" %% "scalatest" % "3.2.19" % Test,
       "com.github.sbt" % "junit-interface" % "0.13.3" % Test
     ),
-    scalacOptions ++= Seq("-deprecation", "-feature", "-unchecked", "-release", "17"),
-    javacOptions ++= Seq("--release", "17"),
     Test / fork := true,
     Test / parallelExecution := false,
     Test / javaOptions ++= sparkJavaOptions ++ Seq("-Xmx3g"),
@@ -62,4 +66,14 @@ lazy val root = (project in file("."))
       "PYTHONPATH" -> (baseDirectory.value / "tests" / "python" / "udfs").getAbsolutePath
     ),
     Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oDF")
+  )
+
+/** The example apps (Scala, Java), packaged as their own jar; run by dev/demo and the test suite. */
+lazy val examples = (project in file("examples"))
+  .dependsOn(root)
+  .settings(sparkProvided)
+  .settings(
+    name := "dlbridge-examples",
+    Compile / scalaSource := baseDirectory.value / "scala",
+    Compile / javaSource := baseDirectory.value / "java"
   )

@@ -32,19 +32,31 @@ def register_entry(name: str) -> Callable[[Entry], Entry]:
     return decorate
 
 
-def import_modules(names: str) -> None:
-    """Imports the comma-separated modules (they register their stages when imported)."""
+def import_modules(names: str, shipped_files: str = "") -> None:
+    """Imports the comma-separated modules (they register their stages when imported).
+
+    Modules that arrived with ``--py-files`` (listed in ``shipped_files``, the
+    value of ``spark.submit.pyFiles``) are pickled *by value* into the UDFs: with
+    Spark 4's per-session artifact isolation a JVM application's executors do
+    not see ``--py-files`` on their Python path, and by-value pickling makes the
+    functions independent of it.
+    """
+    from pyspark import cloudpickle
+
+    shipped = {os.path.basename(p) for p in shipped_files.split(",") if p.strip()}
     for name in (n.strip() for n in names.split(",")):
         if not name:
             continue
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
         except ImportError as e:
             raise ImportError(
                 f"spark.dlbridge.python.modules names '{name}', which {sys.executable} cannot import: {e}. "
                 "Fix: put the module on PYTHONPATH (and on the executors', e.g. with --py-files) "
                 "or pip install it into that interpreter."
             ) from e
+        if os.path.basename(getattr(module, "__file__", "") or "") in shipped:
+            cloudpickle.register_pickle_by_value(module)
 
 
 def parse_params(function: str, params_json: str) -> Dict[str, Any]:

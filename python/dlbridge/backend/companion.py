@@ -82,7 +82,7 @@ def serve(gateway: JavaGateway) -> None:
         jsc = entry.javaSparkContext()
         sc = BorrowedSparkContext(gateway=gateway, jsc=jsc, conf=SparkConf(_jconf=jsc.sc().conf()))
         spark = SparkSession(sc, jsparkSession=entry.sparkSession())
-        import_modules(entry.modules())
+        import_modules(entry.modules(), sc.getConf().get("spark.submit.pyFiles", ""))
         entry.register(Backend(spark))
     except BaseException:
         entry.fail(traceback.format_exc())
