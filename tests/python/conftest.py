@@ -7,10 +7,20 @@ The dlbridge jar (built by ``dev/build``) is put on the classpath when present.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Iterator
 
 import pytest
 from pyspark.sql import SparkSession
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# Modules that register test and example functions. The JVM (and so every Python worker
+# and companion it starts) inherits PYTHONPATH from this process, so set it before Spark starts.
+PYTHON_DIRS = [os.path.join(REPO, "tests", "python", "udfs"), os.path.join(REPO, "examples", "python")]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    PYTHON_DIRS + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+)
+sys.path[:0] = [d for d in PYTHON_DIRS if d not in sys.path]
 
 
 def dlbridge_jar() -> str | None:

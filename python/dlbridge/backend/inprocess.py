@@ -13,18 +13,21 @@ def ensure_backend(spark: SparkSession) -> None:
     """Registers this Python driver as the dlbridge backend of ``spark``'s SparkContext.
 
     Idempotent and explicit: the Python stages call it before their first JVM
-    call. It starts PySpark's authenticated py4j callback server (as
+    call. Imports the modules named by ``spark.dlbridge.python.modules``, as
+    the companion backend of a JVM application does. It starts PySpark's authenticated py4j callback server (as
     ``foreachBatch`` does) so the JVM stages can call back into this process.
     """
     from pyspark.java_gateway import ensure_callback_server_started
 
-    from dlbridge.backend.backend import Backend
+    from dlbridge.backend.backend import Backend, import_modules
 
     sc = spark.sparkContext
     bridge = _bridge(spark)
     with _lock:
         if bridge.isRegistered(sc._jsc):
             return
+        conf = sc.getConf()
+        import_modules(conf.get("spark.dlbridge.python.modules", ""), conf.get("spark.submit.pyFiles", ""))
         ensure_callback_server_started(sc._gateway)
         bridge.register(sc._jsc, Backend(spark))
 

@@ -1,0 +1,70 @@
+"""Scala ⇄ PySpark: the Scala example app (spark-submit) and PySpark give identical results,
+and a pipeline saved by either loads in the other."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+import example_udfs  # noqa: F401 (registers 'polynomial' in this driver)
+from conftest import REPO, dlbridge_jar
+from dlbridge.ml import PythonTransformer
+
+COEFFICIENTS = [1.0, -2.0, 0.5]  # the Scala example's
+
+
+def example_input(spark: SparkSession) -> DataFrame:
+    """The same input as PythonTransformerExample.input."""
+    return spark.range(0, 10000, 1, 4).select((F.col("id") / 1000.0).alias("x"))
+
+
+def spark_submit_example(*args: str) -> str:
+    examples_jar = glob.glob(os.path.join(REPO, "examples", "target", "scala-2.13", "dlbridge-examples_2.13-*.jar"))
+    jar = dlbridge_jar()
+    if not examples_jar or not jar:
+        pytest.fail("The jars are not built: run dev/test (or dev/build) first.")
+    command = [
+        os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", "local[2]",
+        "--conf", "spark.ui.enabled=false", "--jars", jar,
+        "--py-files", os.path.join(REPO, "examples", "python", "example_udfs.py"),
+        "--conf", "spark.dlbridge.python.modules=example_udfs",
+        "--class", "dlbridge.examples.PythonTransformerExample", examples_jar[0], *args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, f"spark-submit failed ({done.returncode}):\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+def as_sorted(df: DataFrame) -> np.ndarray:
+    return np.asarray(df.select("x", "y").orderBy("x").toPandas().to_numpy())
+
+
+def test_scala_saved_pipeline_loads_in_pyspark_with_identical_results(spark, tmp_path) -> None:
+    stdout = spark_submit_example("fit", str(tmp_path / "pipeline"), str(tmp_path / "scala-result"))
+    assert "dlbridge example (fit)" in stdout
+    scala_result = as_sorted(spark.read.parquet(str(tmp_path / "scala-result")))
+    loaded = PipelineModel.load(str(tmp_path / "pipeline"))
+    assert isinstance(loaded.stages[0], PythonTransformer)
+    python_result = as_sorted(loaded.transform(example_input(spark)))
+    assert python_result.shape == (10000, 2)
+    np.testing.assert_array_equal(python_result, scala_result)  # same function, same bits
+    x = python_result[:, 0]
+    np.testing.assert_allclose(python_result[:, 1], 1 - 2 * x + 0.5 * x**2, rtol=0, atol=1e-9)
+
+
+def test_pyspark_saved_pipeline_loads_in_scala_with_identical_results(spark, tmp_path) -> None:
+    stage = PythonTransformer(function="polynomial", functionParams={"coefficients": COEFFICIENTS},
+                              inputCol="x", outputCol="y")
+    model = Pipeline(stages=[stage]).fit(example_input(spark))
+    model.write().overwrite().save(str(tmp_path / "pipeline"))
+    python_result = as_sorted(model.transform(example_input(spark)))
+    stdout = spark_submit_example("load", str(tmp_path / "pipeline"), str(tmp_path / "scala-result"))
+    assert "dlbridge example (load)" in stdout
+    scala_result = as_sorted(spark.read.parquet(str(tmp_path / "scala-result")))
+    np.testing.assert_array_equal(scala_result, python_result)
