@@ -40,6 +40,10 @@ class ServerConnection:
             self._sock.settimeout(timeout)
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             p.client_handshake(self._sock, secret)
+        except (OSError, ConnectionError) as e:
+            self._sock.close()
+            raise RuntimeError(f"The dlbridge parameter server at {self.address} did not complete the "
+                               f"authentication handshake: {e!r}. Is another service using that port?") from e
         except BaseException:
             self._sock.close()
             raise

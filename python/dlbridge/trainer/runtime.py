@@ -33,6 +33,15 @@ def _configure_tensorflow() -> None:
         logger.debug("TensorFlow thread pools already set: %s", e)
 
 
+def _import_factory_module(module: str) -> None:
+    """Import a model factory's module so that custom objects it registers are known here."""
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        logger.warning("model factory module %r is not importable on this executor (%s); this only "
+                       "matters if the model uses custom objects defined there", module, e)
+
+
 class ModelRuntime:
     """The worker's copy of the model with compiled gradient, update and evaluation steps."""
 
@@ -44,7 +53,7 @@ class ModelRuntime:
         from dlbridge.trainer.objectives import make_loss, make_optimizer
 
         for module in spec.imports:
-            importlib.import_module(module)
+            _import_factory_module(module)
         self.model = keras.models.model_from_json(spec.model_json)
         if not self.model.built:
             self.model.build((None, spec.input_dim))

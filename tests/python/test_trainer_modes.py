@@ -1,0 +1,130 @@
+"""Training quality per mode, exactness of sync averaging, input and model forms (real Spark local[2])."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlbridge.trainer import TrainingOptions, fit, mlp_builder
+from trainer_helpers import accuracy, assert_no_leaks, diabetes_frames, digits_frames, port_of, small_model
+
+
+@pytest.fixture(scope="module")
+def digits(spark):
+    train, x_test, y_test = digits_frames(spark)
+    return train.cache(), x_test, y_test
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["hogwild", "async", "sync"])
+def test_digits_mlp_reaches_95_percent_in_every_mode(digits, mode):
+    train, x_test, y_test = digits
+    opts = TrainingOptions(mode=mode, epochs=14, batchSize=32, optimizer="adam",
+                           optimizerOptions='{"learning_rate": 0.005}', validationFraction=0.1, seed=1)
+    result = fit(train, "features", "label", mlp_builder([128], "classification"), opts)
+    assert accuracy(result.model, x_test, y_test) >= 0.95
+    assert [h["epoch"] for h in result.history] == list(range(1, 15))
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert {"val_loss", "val_accuracy", "samples_per_sec"} <= set(result.history[-1])
+    assert result.summary["mode"] == mode and result.summary["loss"] == "sparse_categorical_crossentropy"
+    assert_no_leaks(port_of(result))
+
+
+@pytest.mark.slow
+def test_diabetes_regression_beats_the_mean_predictor(spark):
+    train, names, x_test, y_test, y_mean = diabetes_frames(spark)
+    opts = TrainingOptions(epochs=30, batchSize=16, optimizerOptions='{"learning_rate": 0.003}')
+    result = fit(train, names, "target", mlp_builder([16], "regression"), opts)
+    assert result.summary["loss"] == "mse" and result.summary["task"] == "regression"
+    mse = float(np.mean((result.model.predict(x_test.astype(np.float32), verbose=0)[:, 0] - y_test) ** 2))
+    baseline = float(np.mean((y_test - y_mean) ** 2))
+    assert mse < 0.75 * baseline, (mse, baseline)
+    assert_no_leaks(port_of(result))
+
+
+def test_sync_sgd_equals_single_process_full_batch_sgd(spark):
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(101, 4)).astype(np.float32)  # 101 rows: partitions of unequal size
+    y = (np.sin(x).sum(axis=1, keepdims=True) + 0.1 * rng.normal(size=(101, 1))).astype(np.float32)
+    df = spark.createDataFrame([(a.tolist(), float(b)) for a, b in zip(x, y[:, 0])], ["x", "y"])
+    model = small_model()
+    steps, lr = 4, 0.2
+    opts = TrainingOptions(mode="sync", epochs=steps, batchSize=1000, optimizer="sgd", loss="mse",
+                           optimizerOptions=f'{{"learning_rate": {lr}}}', shuffle=False)
+    result = fit(df, "x", "y", model, opts)
+
+    reference = keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    optimizer = keras.optimizers.SGD(learning_rate=lr)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = keras.losses.MeanSquaredError()(y, reference(x))
+        grads = tape.gradient(loss, reference.trainable_variables)
+        optimizer.apply_gradients(zip(grads, reference.trainable_variables))
+    for got, want in zip(result.model.get_weights(), reference.get_weights()):
+        assert np.allclose(got, want, rtol=1e-4, atol=1e-5), np.abs(got - want).max()
+    assert not np.allclose(result.model.get_weights()[0], model.get_weights()[0], atol=1e-3)
+    assert_no_leaks(port_of(result))
+
+
+def _one_hot_sparse_frame(spark):
+    from pyspark.ml.linalg import Vectors
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(120):
+        cls = i % 3
+        vec = Vectors.sparse(6, [cls, 3 + cls], [1.0, float(rng.random())])
+        rows.append((vec, np.eye(3)[cls].tolist(), cls, [float(v) for v in vec.toArray()]))
+    return spark.createDataFrame(rows, ["sparse", "onehot", "index", "array"])
+
+
+@pytest.mark.parametrize("features, label, expected_loss", [
+    ("sparse", "onehot", "categorical_crossentropy"),
+    ("array", "index", "sparse_categorical_crossentropy"),
+])
+def test_input_forms(spark, features, label, expected_loss):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    df = _one_hot_sparse_frame(spark)
+    opts = TrainingOptions(mode="sync", epochs=15, batchSize=16, optimizerOptions='{"learning_rate": 0.03}')
+    result = fit(df, features, label, mlp_builder([16], "classification"), opts)
+    assert result.summary["loss"] == expected_loss
+    x = np.stack(df.toPandas()["array"].to_numpy())
+    assert accuracy(result.model, x, np.arange(120) % 3) > 0.9
+
+
+def test_model_forms_and_save_load_round_trip(spark, tmp_path):
+    import keras
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 4))
+    df = spark.createDataFrame([(a.tolist(), float(a.sum())) for a in x], ["x", "y"])
+    path = str(tmp_path / "start.keras")
+    small_model().save(path)
+    opts = TrainingOptions(epochs=2, batchSize=16, stepsPerSync=2, mode="async")
+    sources = [small_model(), path, small_model().to_json(), "trainer_helpers:small_model"]
+    for source in sources:
+        result = fit(df, "x", "y", source, opts, model_args={"input_dim": 4})
+        assert result.summary["task"] == "regression" and len(result.history) == 2
+    saved = str(tmp_path / "trained.keras")
+    result.model.save(saved)
+    loaded = keras.models.load_model(saved, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), result.model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_bad_inputs_fail_before_training(spark):
+    df = spark.createDataFrame([([1.0, 2.0], "a")], ["x", "s"])
+    with pytest.raises(ValueError, match="label_col='nope' is not a column"):
+        fit(df, "x", "nope", small_model(2))
+    with pytest.raises(TypeError, match="Column 's' .*label_col.*Received type string"):
+        fit(df, "x", "s", small_model(2))
+    with pytest.raises(ValueError, match="numWorkers=3 exceeds the 2 task slots"):
+        fit(df, "x", "s", small_model(2), TrainingOptions(mode="sync", numWorkers=3))
+    with pytest.raises(ValueError, match="Option optimizer must be"):
+        fit(spark.createDataFrame([([1.0, 2.0], 1.5)], ["x", "y"]), "x", "y", small_model(2),
+            TrainingOptions(optimizer="nosuch"))
+    assert_no_leaks()

@@ -1,0 +1,142 @@
+"""Trainer pieces without Spark: options, protocol, server handshake, sync rounds."""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from dlbridge.trainer import TrainingOptions, mlp_builder
+from dlbridge.trainer import protocol as p
+from dlbridge.trainer.client import ServerConnection
+from trainer_helpers import assert_no_leaks, small_model
+
+
+def test_option_defaults_match_the_contract():
+    opts = TrainingOptions()
+    assert json.loads(opts.to_json()) == {
+        "mode": "hogwild", "epochs": 10, "batchSize": 128, "numWorkers": 2, "optimizer": "adam",
+        "optimizerOptions": "{}", "loss": "", "stepsPerSync": 1, "shuffle": True,
+        "validationFraction": 0.0, "seed": 0, "verbose": 1}
+    assert TrainingOptions.from_json(opts.to_json()) == opts
+    assert TrainingOptions.from_json('{"mode": "sync", "epochs": 3}').epochs == 3
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("mode", "elastic", "one of hogwild, async, sync"),
+    ("epochs", 0, "an integer >= 1"),
+    ("batchSize", True, "an integer >= 1"),
+    ("validationFraction", 1.0, "[0, 1)"),
+    ("optimizerOptions", "[1]", "JSON object"),
+    ("optimizerOptions", "{oops", "JSON object"),
+    ("shuffle", "yes", "a boolean"),
+])
+def test_invalid_options_name_the_option_and_value(field, value, expected):
+    with pytest.raises(ValueError) as info:
+        TrainingOptions(**{field: value}).validate()
+    assert field in str(info.value) and expected in str(info.value) and repr(value) in str(info.value)
+
+
+def test_from_json_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="Unknown training option.*learningRate"):
+        TrainingOptions.from_json('{"learningRate": 0.1}')
+
+
+def test_mlp_builder_shapes_and_errors():
+    build = mlp_builder([8, 4], "classification")
+    model = build(5, 3)
+    assert model.output_shape == (None, 3) and build.task == "classification"
+    assert mlp_builder([2], "regression")(5, 1).layers[-1].activation.__name__ == "linear"
+    with pytest.raises(ValueError, match="task"):
+        mlp_builder([2], "clustering")
+
+
+def _store(locked: bool = True):
+    import keras
+
+    from dlbridge.trainer.store import WeightStore
+
+    return WeightStore(small_model(), keras.optimizers.SGD(learning_rate=1.0), locked=locked)
+
+
+@pytest.fixture()
+def server():
+    from dlbridge.trainer.server import ParameterServer
+
+    srv = ParameterServer(_store(), p.new_secret(), "async", 1, "127.0.0.1", timeout=5.0)
+    try:
+        yield srv
+    finally:
+        srv.close()
+        assert srv.open_sockets() == 0
+        assert_no_leaks(srv.port)
+
+
+def test_pull_push_round_trip_applies_the_gradient(server):
+    with ServerConnection("127.0.0.1", server.port, server._secret, server.store.num_params, 5.0) as conn:
+        version, before = conn.pull()
+        grad = np.full(server.store.num_params, 0.5, dtype=np.float32)
+        version2, after = conn.push(grad, samples=3)
+    assert version2 == version + 1
+    np.testing.assert_allclose(after, before - 0.5, atol=1e-6)  # SGD with learning rate 1
+
+
+def _raw(server, data: bytes) -> bytes:
+    """Send bytes right after the challenge; return what the server answers before closing."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        p.recv_frame(sock, p.MAX_HANDSHAKE_FRAME)
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(4096):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_wrong_secret_is_rejected(server):
+    with pytest.raises((p.ProtocolError, RuntimeError, ConnectionError)):
+        ServerConnection("127.0.0.1", server.port, p.new_secret(), server.store.num_params, 5.0)
+    assert server.stats["rejected"] >= 1
+
+
+def test_oversize_length_is_refused_before_reading(server):
+    started = time.monotonic()
+    assert _raw(server, p.HEADER.pack(p.AUTH, 2**31)) == b""
+    assert time.monotonic() - started < 3  # closed at once, nothing allocated or awaited
+
+
+def test_unreachable_and_silent_servers_fail_fast():
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="parameter server"):
+            ServerConnection("127.0.0.1", port, p.new_secret(), 10, timeout=1.0)
+        assert time.monotonic() - started < 5
+    with pytest.raises(RuntimeError, match="Cannot reach"):
+        ServerConnection("127.0.0.1", port, p.new_secret(), 10, timeout=1.0)
+
+
+def test_sync_round_averages_by_samples_and_times_out():
+    from dlbridge.trainer.sync import SyncAborted, SyncCoordinator
+
+    store = _store()
+    coordinator = SyncCoordinator(store, num_workers=2, timeout=1.0)
+    _, before = store.read()
+    gens = [coordinator.hello(i, epoch=1) for i in range(2)]
+    ones = np.ones(store.num_params, np.float32)
+    thread = threading.Thread(target=coordinator.push, args=(0, gens[0], ones, 1, False))
+    thread.start()
+    coordinator.push(1, gens[1], 4 * ones, 3, False)  # weighted mean (1*1 + 3*4) / 4 = 3.25
+    thread.join(5)
+    np.testing.assert_allclose(store.read()[1], before - 3.25, atol=1e-5)
+    started = time.monotonic()
+    with pytest.raises(SyncAborted, match="timed out"):
+        coordinator.push(0, gens[0], ones, 1, False)
+    assert time.monotonic() - started < 3
+
+
+def test_frames_have_the_documented_layout():
+    assert p.HEADER.size == 5 and struct.unpack("<BI", p.HEADER.pack(p.PULL, 7)) == (p.PULL, 7)
