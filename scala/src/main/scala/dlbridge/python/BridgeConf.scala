@@ -1,8 +1,7 @@
 package dlbridge.python
 
-import java.util.concurrent.TimeUnit
-
 import org.apache.spark.SparkConf
+import org.apache.spark.sql.SparkSession
 
 /** The `spark.dlbridge.*` configuration keys of the bridge, with their defaults. */
 object BridgeConf {
@@ -20,8 +19,10 @@ object BridgeConf {
     conf.getTimeAsMs(StartTimeout, "120s")
 
   private[dlbridge] def stopTimeoutMs(conf: SparkConf): Long =
-    TimeUnit.MILLISECONDS.convert(conf.getTimeAsMs(StopTimeout, "10s"), TimeUnit.MILLISECONDS)
+    conf.getTimeAsMs(StopTimeout, "10s")
 
-  private[dlbridge] def modules(conf: SparkConf): Seq[String] =
-    conf.get(Modules, "").split(",").map(_.trim).filter(_.nonEmpty).toSeq
+  /** The modules to import: the session's runtime conf (`spark.conf.set`) wins over the SparkConf. */
+  private[dlbridge] def modules(session: SparkSession): Seq[String] =
+    session.conf.getOption(Modules).orElse(session.sparkContext.getConf.getOption(Modules)).getOrElse("")
+      .split(",").map(_.trim).filter(_.nonEmpty).toSeq
 }

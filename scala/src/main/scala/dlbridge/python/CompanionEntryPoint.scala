@@ -19,8 +19,8 @@ class CompanionEntryPoint private[dlbridge] (session: SparkSession, python: Stri
   /** The JVM SparkSession the Python side wraps. */
   def sparkSession(): SparkSession = session
 
-  /** The modules named by `spark.dlbridge.python.modules`, comma-separated. */
-  def modules(): String = BridgeConf.modules(session.sparkContext.getConf).mkString(",")
+  /** The modules named by `spark.dlbridge.python.modules` (session conf first, then SparkConf). */
+  def modules(): String = BridgeConf.modules(session).mkString(",")
 
   /** Called by the companion once its backend is ready. */
   def register(backend: PythonBackend): Unit = registered.trySuccess(backend)
