@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, List
 
+from pyspark import SparkContext
 from pyspark.ml.common import _java2py
 from pyspark.ml.wrapper import JavaParams
 
@@ -33,7 +34,7 @@ def _default_mismatch(stage: JavaParams, param: Any, java: Any, jparam: Any) -> 
         return [f"{param.name}: default present in Python={py_has}, Scala={java_has}"]
     if not py_has:
         return []
-    java_default = _java2py(None, java.getDefault(jparam).get())  # type: ignore[arg-type]
+    java_default = _java2py(SparkContext._active_spark_context, java.getDefault(jparam).get())
     py_default = stage._defaultParamMap[param]
     if isinstance(py_default, float) or isinstance(java_default, float):
         same = abs(float(py_default) - float(java_default)) <= 1e-12

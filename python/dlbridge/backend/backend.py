@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 Entry = Callable[[SparkSession, Dict[str, Any], List[Any]], Any]
 _entries: Dict[str, Entry] = {}
 _entries_lock = threading.Lock()
+# Built-in entries live in modules imported on first use (they import TensorFlow).
+_ENTRY_MODULES = {"keras.": "dlbridge.keras_entries"}
 
 
 def register_entry(name: str) -> Callable[[Entry], Entry]:
@@ -99,6 +101,9 @@ class Backend:
         return build_pandas_udf(registration, params)._unwrapped._judf  # type: ignore[attr-defined]
 
     def invoke(self, entry: str, args_json: str, handles: Any) -> Any:
+        for prefix, module in _ENTRY_MODULES.items():
+            if entry.startswith(prefix):
+                importlib.import_module(module)
         with _entries_lock:
             function = _entries.get(entry)
             known = sorted(_entries)

@@ -36,3 +36,39 @@ trait HasOutputCol extends Params {
   /** @group getParam */
   final def getOutputCol: String = $(outputCol)
 }
+
+/** Trait for shared param featuresCol (default: "features"). */
+trait HasFeaturesCol extends Params {
+
+  /** Param for features column name. Default: `"features"`. @group param */
+  final val featuresCol: Param[String] = new Param[String](this, "featuresCol", "features column name")
+
+  setDefault(featuresCol, "features")
+
+  /** @group getParam */
+  final def getFeaturesCol: String = $(featuresCol)
+}
+
+/** Trait for shared param labelCol (default: "label"). */
+trait HasLabelCol extends Params {
+
+  /** Param for label column name. Default: `"label"`. @group param */
+  final val labelCol: Param[String] = new Param[String](this, "labelCol", "label column name")
+
+  setDefault(labelCol, "label")
+
+  /** @group getParam */
+  final def getLabelCol: String = $(labelCol)
+}
+
+/** Trait for shared param predictionCol (default: "prediction"). */
+trait HasPredictionCol extends Params {
+
+  /** Param for prediction column name. Default: `"prediction"`. @group param */
+  final val predictionCol: Param[String] = new Param[String](this, "predictionCol", "prediction column name")
+
+  setDefault(predictionCol, "prediction")
+
+  /** @group getParam */
+  final def getPredictionCol: String = $(predictionCol)
+}

@@ -1,0 +1,107 @@
+"""Backend entries behind the Scala ``KerasEstimator`` / ``KerasModel`` (``PythonBackend.invoke``).
+
+Each entry receives the stage's params as a dict (every param, set or
+default, by its Scala name) and JVM handles; it returns JSON or a JVM object.
+Model bytes cross the bridge as the Keras v3 ``.keras`` archive; loading
+always uses ``safe_mode=True``.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from typing import Any, Dict, List, Tuple
+
+from pyspark.sql import DataFrame, SparkSession
+
+from dlbridge.backend.backend import register_entry
+
+_TRAINING_OPTIONS = (
+    "mode", "epochs", "batchSize", "numWorkers", "optimizer", "optimizerOptions", "loss",
+    "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose",
+)
+
+
+def load_model_bytes(data: bytes) -> Any:
+    """A Keras model from ``.keras`` bytes (safe_mode: no code from the file runs)."""
+    import keras
+
+    fd, path = tempfile.mkstemp(suffix=".keras")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    finally:
+        os.remove(path)
+
+
+def model_to_bytes(model: Any) -> bytes:
+    """The ``.keras`` archive of ``model``."""
+    fd, path = tempfile.mkstemp(suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(path)
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.remove(path)
+
+
+def shapes(model: Any) -> Dict[str, List[int]]:
+    """Input and output shapes without the batch dimension."""
+    return {
+        "inputShape": [int(d) for d in model.inputs[0].shape[1:]],
+        "outputShape": [int(d) for d in model.outputs[0].shape[1:]],
+    }
+
+
+def _model_source(params: Dict[str, Any], start_bytes: Any) -> Tuple[Any, Dict[str, Any] | None]:
+    from dlbridge.trainer import mlp_builder
+
+    if start_bytes is not None:
+        return load_model_bytes(bytes(start_bytes)), None
+    if params["modelConfig"]:
+        return params["modelConfig"], None
+    if params["modelFactory"]:
+        return params["modelFactory"], json.loads(params["modelFactoryArgs"])
+    return mlp_builder(list(params["hiddenLayers"]), params["task"]), None
+
+
+@register_entry("keras.fit")
+def fit(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> str:
+    """Trains with dlbridge.trainer; returns the model (base64 .keras), history and shapes as JSON."""
+    from dlbridge.trainer import TrainingOptions
+    from dlbridge.trainer import fit as train
+
+    df = DataFrame(handles[0], spark)
+    source, factory_args = _model_source(params, handles[1] if len(handles) > 1 else None)
+    options = TrainingOptions(**{name: params[name] for name in _TRAINING_OPTIONS})
+    result = train(df, params["featuresCol"], params["labelCol"], source, options=options,
+                   model_args=factory_args, task=params["task"])
+    reply = {"history": result.history, **shapes(result.model)}
+    reply["modelBase64"] = base64.b64encode(model_to_bytes(result.model)).decode("ascii")
+    return json.dumps(reply)
+
+
+@register_entry("keras.describe")
+def describe(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> str:
+    """Shapes of a pre-trained model given as ``.keras`` bytes (no history)."""
+    return json.dumps({"history": [], **shapes(load_model_bytes(bytes(handles[0])))})
+
+
+@register_entry("keras.udf")
+def udf(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> Any:
+    """The Arrow UDF that runs the model; returns the JVM UserDefinedPythonFunction."""
+    from dlbridge.inference import build_keras_udf
+
+    outputs = ["prediction"]
+    if params["task"] == "classification" and params["probabilityCol"]:
+        outputs.append("probability")
+    if params["rawOutputCol"]:
+        outputs.append("raw")
+    pandas_udf = build_keras_udf(
+        bytes(handles[0]), task=params["task"], batch_size=params["inferenceBatchSize"],
+        input_shape=list(params["inputShape"]) or None, outputs=tuple(outputs), num_input_cols=1,
+    )
+    return pandas_udf._unwrapped._judf

@@ -1,0 +1,180 @@
+"""``KerasEstimator`` / ``KerasModel``: PySpark wrappers over the Scala stages of the same names."""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Union
+
+from pyspark import keyword_only
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.util import JavaMLWritable
+from pyspark.ml.wrapper import JavaEstimator, JavaModel
+from pyspark.sql import DataFrame, SparkSession
+
+from dlbridge.backend import ensure_backend
+from dlbridge.ml.wrapper import DlbridgeJavaMLReadable, to_json_object
+
+__all__ = ["KerasEstimator", "KerasModel"]
+
+_S, _I, _F, _B, _LI = (TypeConverters.toString, TypeConverters.toInt, TypeConverters.toFloat,
+                       TypeConverters.toBoolean, TypeConverters.toListInt)
+
+
+def _param(name: str, doc: str, converter: Any) -> Param:
+    return Param(Params._dummy(), name, doc, typeConverter=converter)
+
+
+class _KerasParams(Params):
+    """Params of the Keras stages, mirroring Scala's ``dlbridge.ml.KerasParams`` (names, docs, defaults)."""
+
+    featuresCol = _param("featuresCol", "features column name", _S)
+    labelCol = _param("labelCol", "label column name", _S)
+    predictionCol = _param("predictionCol", "prediction column name", _S)
+    probabilityCol = _param("probabilityCol", "column for the class-probability vector (classification); "
+                            "empty disables it (default: probability)", _S)
+    rawOutputCol = _param("rawOutputCol", "column for the model's raw output as array<float>; "
+                          "empty disables it (default: empty)", _S)
+    modelFile = _param("modelFile", "path of a Keras .keras file to train or use (default: empty)", _S)
+    modelConfig = _param("modelConfig", "JSON config of a Keras model, as from model.to_json() (default: empty)", _S)
+    modelFactory = _param("modelFactory", "module:function returning a Keras model, called with "
+                          "modelFactoryArgs (default: empty)", _S)
+    modelFactoryArgs = _param("modelFactoryArgs", "keyword arguments of modelFactory, as a JSON object "
+                              "(default: {})", to_json_object)
+    hiddenLayers = _param("hiddenLayers", "hidden layer sizes of the built-in MLP used when no model source "
+                          "is set (default: [64])", _LI)
+    task = _param("task", "classification or regression (default: classification)", _S)
+    mode = _param("mode", "training mode: hogwild, async or sync (default: hogwild)", _S)
+    epochs = _param("epochs", "passes over the training data (default: 10)", _I)
+    batchSize = _param("batchSize", "mini-batch size of each worker step (default: 128)", _I)
+    numWorkers = _param("numWorkers", "data-parallel workers (partitions) used for training (default: 2)", _I)
+    optimizer = _param("optimizer", "Keras optimizer name, e.g. adam, sgd, rmsprop (default: adam)", _S)
+    optimizerOptions = _param("optimizerOptions", "optimizer options as a JSON object, e.g. "
+                              "{\"learning_rate\": 0.001} (default: {})", to_json_object)
+    loss = _param("loss", "Keras loss name; empty chooses from the label column and task (default: empty)", _S)
+    stepsPerSync = _param("stepsPerSync", "local steps between parameter-server pulls and pushes (default: 1)", _I)
+    shuffle = _param("shuffle", "shuffle each worker's data every epoch (default: true)", _B)
+    validationFraction = _param("validationFraction", "fraction of rows held out for per-epoch validation, "
+                                "in [0, 1) (default: 0.0)", _F)
+    seed = _param("seed", "random seed (default: 0)", _I)
+    verbose = _param("verbose", "0 silent, 1 a log line per epoch, 2 more (default: 1)", _I)
+    inferenceBatchSize = _param("inferenceBatchSize", "rows per model call during transform (default: 1024)", _I)
+    inputShape = _param("inputShape", "shape each flat feature row is reshaped to, e.g. [28, 28, 1]; "
+                        "empty keeps it flat (default: empty)", _LI)
+
+    DEFAULTS: Dict[str, Any] = dict(
+        featuresCol="features", labelCol="label", predictionCol="prediction", probabilityCol="probability",
+        rawOutputCol="", modelFile="", modelConfig="", modelFactory="", modelFactoryArgs="{}",
+        hiddenLayers=[64], task="classification", mode="hogwild", epochs=10, batchSize=128, numWorkers=2,
+        optimizer="adam", optimizerOptions="{}", loss="", stepsPerSync=1, shuffle=True,
+        validationFraction=0.0, seed=0, verbose=1, inferenceBatchSize=1024, inputShape=[],
+    )
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._setDefault(**self.DEFAULTS)
+
+    def getParamValue(self, name: str) -> Any:
+        """The value (set or default) of the param called ``name``."""
+        return self.getOrDefault(self.getParam(name))
+
+
+_Json = Union[str, Dict[str, Any]]
+
+
+class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable["KerasEstimator"]):
+    """Trains a Keras 3 model on a DataFrame with dlbridge's parameter-server trainer.
+
+    The same stage as Scala's ``dlbridge.ml.KerasEstimator``; every keyword
+    below is a param with the same name and default as in Scala (see each
+    param's doc, e.g. ``KerasEstimator().explainParams()``).
+
+    Examples
+    --------
+    >>> est = KerasEstimator(hiddenLayers=[64], epochs=5, mode="sync")  # doctest: +SKIP
+    >>> model = est.fit(train)  # doctest: +SKIP
+    >>> model.transform(test).select("prediction", "probability")  # doctest: +SKIP
+    """
+
+    @keyword_only
+    def __init__(self, *, featuresCol: str = "features", labelCol: str = "label", predictionCol: str = "prediction",
+                 probabilityCol: str = "probability", rawOutputCol: str = "", modelFile: str = "",
+                 modelConfig: str = "", modelFactory: str = "", modelFactoryArgs: _Json = "{}",
+                 hiddenLayers: Optional[List[int]] = None, task: str = "classification", mode: str = "hogwild",
+                 epochs: int = 10, batchSize: int = 128, numWorkers: int = 2, optimizer: str = "adam",
+                 optimizerOptions: _Json = "{}", loss: str = "", stepsPerSync: int = 1, shuffle: bool = True,
+                 validationFraction: float = 0.0, seed: int = 0, verbose: int = 1,
+                 inferenceBatchSize: int = 1024, inputShape: Optional[List[int]] = None) -> None:
+        super().__init__()
+        self._java_obj = self._new_java_obj("dlbridge.ml.KerasEstimator", self.uid)
+        self._set(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> "KerasEstimator":
+        """Sets the params given as keywords (the names of ``__init__``)."""
+        return self._set(**self._input_kwargs)
+
+    def _fit(self, dataset: DataFrame) -> "KerasModel":
+        ensure_backend(dataset.sparkSession)
+        return super()._fit(dataset)  # type: ignore[return-value]
+
+    def _create_model(self, java_model: Any) -> "KerasModel":
+        return KerasModel(java_model)
+
+
+class KerasModel(JavaModel, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable["KerasModel"]):
+    """A trained or pre-trained Keras model as a Spark ML Model (Scala's ``dlbridge.ml.KerasModel``).
+
+    ``transform`` adds ``predictionCol`` (double), ``probabilityCol`` (Vector,
+    classification) and ``rawOutputCol`` (array<float>) when set; the model
+    runs on the executors as an Arrow pandas UDF.
+    """
+
+    @property
+    def summary(self) -> Dict[str, Any]:
+        """Training history (one dict per epoch) and the model's input/output shapes."""
+        return json.loads(self._call_java("summary").json())
+
+    @property
+    def numFeatures(self) -> int:
+        """Input values per row that the model takes."""
+        return int(self._call_java("numFeatures"))
+
+    @classmethod
+    def fromFile(cls, path: str) -> "KerasModel":
+        """A Model stage for a pre-trained ``.keras`` file (any Hadoop FS path; loaded with safe_mode)."""
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            raise RuntimeError("KerasModel.fromFile needs an active SparkSession; create one first.")
+        ensure_backend(spark)
+        return cls(spark.sparkContext._jvm.dlbridge.ml.KerasModel.fromFile(path))
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        ensure_backend(dataset.sparkSession)
+        return super()._transform(dataset)
+
+    def setFeaturesCol(self, value: str) -> "KerasModel":
+        """Sets :py:attr:`featuresCol`."""
+        return self._set(featuresCol=value)
+
+    def setPredictionCol(self, value: str) -> "KerasModel":
+        """Sets :py:attr:`predictionCol`."""
+        return self._set(predictionCol=value)
+
+    def setProbabilityCol(self, value: str) -> "KerasModel":
+        """Sets :py:attr:`probabilityCol` (empty disables it)."""
+        return self._set(probabilityCol=value)
+
+    def setRawOutputCol(self, value: str) -> "KerasModel":
+        """Sets :py:attr:`rawOutputCol` (empty disables it)."""
+        return self._set(rawOutputCol=value)
+
+    def setTask(self, value: str) -> "KerasModel":
+        """Sets :py:attr:`task`."""
+        return self._set(task=value)
+
+    def setInferenceBatchSize(self, value: int) -> "KerasModel":
+        """Sets :py:attr:`inferenceBatchSize`."""
+        return self._set(inferenceBatchSize=value)
+
+    def setInputShape(self, value: List[int]) -> "KerasModel":
+        """Sets :py:attr:`inputShape`."""
+        return self._set(inputShape=value)

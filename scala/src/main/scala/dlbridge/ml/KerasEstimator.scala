@@ -1,0 +1,82 @@
+package dlbridge.ml
+
+import java.util.Base64
+
+import dlbridge.python.PythonBridge
+
+import org.apache.spark.ml.Estimator
+import org.apache.spark.ml.param.ParamMap
+import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
+import org.apache.spark.sql.Dataset
+import org.apache.spark.sql.types.StructType
+import org.json4s.JsonAST.{JObject, JString}
+import org.json4s.jackson.JsonMethods.{compact, parse, render}
+
+/**
+ * Trains a Keras 3 model (TensorFlow backend) on a DataFrame with dlbridge's parameter-server
+ * trainer: the server runs in the driver's Python backend, data-parallel workers on the
+ * executors. The model comes from `modelFile`, `modelConfig`, `modelFactory`, or is the built-in
+ * MLP (`hiddenLayers`, `task`) sized from the data.
+ *
+ * {{{
+ * val model = new KerasEstimator().setFeaturesCol("features").setLabelCol("label")
+ *   .setHiddenLayers(Array(256, 256)).setOptimizer("adam")
+ *   .setOptimizerOptions("""{"learning_rate": 0.001}""").setEpochs(10).setMode("hogwild")
+ *   .fit(train)
+ * }}}
+ */
+class KerasEstimator(override val uid: String)
+  extends Estimator[KerasModel] with KerasParams with KerasSetters with DefaultParamsWritable {
+
+  def this() = this(Identifiable.randomUID("kerasEst"))
+
+  /** @group setParam */ def setLabelCol(value: String): this.type = set(labelCol, value)
+  /** @group setParam */ def setModelFile(value: String): this.type = set(modelFile, value)
+  /** @group setParam */ def setModelConfig(value: String): this.type = set(modelConfig, value)
+  /** @group setParam */ def setModelFactory(value: String): this.type = set(modelFactory, value)
+  /** @group setParam */ def setModelFactoryArgs(value: String): this.type = set(modelFactoryArgs, value)
+  /** @group setParam */ def setHiddenLayers(value: Array[Int]): this.type = set(hiddenLayers, value)
+  /** @group setParam */ def setMode(value: String): this.type = set(mode, value)
+  /** @group setParam */ def setEpochs(value: Int): this.type = set(epochs, value)
+  /** @group setParam */ def setBatchSize(value: Int): this.type = set(batchSize, value)
+  /** @group setParam */ def setNumWorkers(value: Int): this.type = set(numWorkers, value)
+  /** @group setParam */ def setOptimizer(value: String): this.type = set(optimizer, value)
+  /** @group setParam */ def setOptimizerOptions(value: String): this.type = set(optimizerOptions, value)
+  /** @group setParam */ def setLoss(value: String): this.type = set(loss, value)
+  /** @group setParam */ def setStepsPerSync(value: Int): this.type = set(stepsPerSync, value)
+  /** @group setParam */ def setShuffle(value: Boolean): this.type = set(shuffle, value)
+  /** @group setParam */ def setValidationFraction(value: Double): this.type = set(validationFraction, value)
+  /** @group setParam */ def setSeed(value: Int): this.type = set(seed, value)
+  /** @group setParam */ def setVerbose(value: Int): this.type = set(verbose, value)
+
+  override def transformSchema(schema: StructType): StructType = {
+    checkModelSource()
+    KerasSchema.checkLabel(schema, $(labelCol), uid)
+    outputSchema(schema, None)
+  }
+
+  override def fit(dataset: Dataset[_]): KerasModel = {
+    transformSchema(dataset.schema, logging = true)
+    val session = dataset.sparkSession
+    val startBytes: AnyRef = if ($(modelFile).nonEmpty) KerasModelIO.readBytes($(modelFile), session) else null
+    val reply = PythonBridge.backend(session)
+      .invoke("keras.fit", paramsJson, Array[AnyRef](dataset.toDF(), startBytes))
+    val json = parse(reply.asInstanceOf[String])
+    val JString(encoded) = json \ "modelBase64": @unchecked
+    val summary = compact(render(json.removeField(_._1 == "modelBase64").asInstanceOf[JObject]))
+    copyValues(new KerasModel(uid, Base64.getDecoder.decode(encoded), summary).setParent(this))
+  }
+
+  private def checkModelSource(): Unit = {
+    val sources = Seq(modelFile, modelConfig, modelFactory).filter(p => $(p).nonEmpty).map(_.name)
+    require(sources.size <= 1, s"$uid: set at most one model source; received ${sources.mkString(", ")}. " +
+      "Fix: clear the others (or leave all empty for the built-in MLP of hiddenLayers).")
+  }
+
+  override def copy(extra: ParamMap): KerasEstimator = defaultCopy(extra)
+}
+
+/** Loads a saved [[KerasEstimator]]. */
+object KerasEstimator extends DefaultParamsReadable[KerasEstimator] {
+  override def load(path: String): KerasEstimator = super.load(path)
+}

@@ -1,0 +1,112 @@
+package dlbridge.ml
+
+import dlbridge.python.PythonBridge
+
+import org.apache.spark.ml.Model
+import org.apache.spark.ml.dlbridge.SparkShims
+import org.apache.spark.ml.functions.array_to_vector
+import org.apache.spark.ml.param.ParamMap
+import org.apache.spark.ml.util._
+import org.apache.spark.sql.{DataFrame, Dataset, SparkSession}
+import org.apache.spark.sql.execution.python.UserDefinedPythonFunction
+import org.apache.spark.sql.functions.col
+import org.apache.spark.sql.types.StructType
+import org.json4s.JsonDSL._
+
+/**
+ * A trained (or pre-trained) Keras model as a Spark ML Model. `transform` is lazy: it adds
+ * `predictionCol` (double: class index or regressed value), `probabilityCol` (ML Vector, for
+ * classification) and `rawOutputCol` (array<float>) when set, keeping every input column. The
+ * model runs on the executors as an Arrow pandas UDF, loaded once per Python worker.
+ *
+ * @param modelBytes the Keras v3 `.keras` archive (architecture + weights)
+ * @param summaryJson training history and the model's input/output shapes, as JSON
+ */
+class KerasModel private[ml] (
+    override val uid: String,
+    private[ml] val modelBytes: Array[Byte],
+    private[ml] val summaryJson: String)
+  extends Model[KerasModel] with KerasParams with KerasSetters with MLWritable {
+
+  /** What training reported (history, shapes). */
+  def summary: KerasTrainingSummary = new KerasTrainingSummary(summaryJson)
+
+  /** Number of input values the model takes per row (product of its input shape). */
+  def numFeatures: Int = summary.inputShape.product
+
+  @transient private var cachedUdf: Option[(String, AnyRef)] = None
+
+  override def transformSchema(schema: StructType): StructType =
+    outputSchema(schema, Some(numFeatures).filter(_ > 0))
+
+  override def transform(dataset: Dataset[_]): DataFrame = {
+    val schema = transformSchema(dataset.schema, logging = true)
+    val struct = uid + "__keras"
+    val features = KerasSchema.featuresAsFloatArray(dataset.schema, $(featuresCol))
+    val withStruct = dataset.toDF().withColumn(struct, pythonUdf(dataset.sparkSession).apply(features))
+    val outputs = outputColumns.map {
+      case ("predictionCol", name) => name -> col(s"$struct.prediction")
+      case ("probabilityCol", name) => name -> array_to_vector(col(s"$struct.probability"))
+      case (_, name) => name -> col(s"$struct.raw")
+    }
+    val result = outputs.foldLeft(withStruct) { case (df, (name, c)) => df.withColumn(name, c) }.drop(struct)
+    require(result.schema.fieldNames.sameElements(schema.fieldNames), s"$uid: internal schema mismatch")
+    result
+  }
+
+  /** The Arrow UDF for the current inference params (built once per params, by the backend). */
+  private def pythonUdf(session: SparkSession): UserDefinedPythonFunction = synchronized {
+    val key = paramsJson
+    val udf = cachedUdf.filter(_._1 == key).map(_._2).getOrElse {
+      val built = PythonBridge.backend(session).invoke("keras.udf", key, Array[AnyRef](modelBytes))
+      cachedUdf = Some(key -> built)
+      built
+    }
+    udf.asInstanceOf[UserDefinedPythonFunction]
+  }
+
+  override def copy(extra: ParamMap): KerasModel =
+    copyValues(new KerasModel(uid, modelBytes, summaryJson), extra).setParent(parent)
+
+  override def write: MLWriter = new KerasModel.KerasModelWriter(this)
+}
+
+/** Loads saved models, and turns a `.keras` file trained elsewhere into a [[KerasModel]]. */
+object KerasModel extends MLReadable[KerasModel] {
+
+  override def read: MLReader[KerasModel] = new KerasModelReader
+
+  override def load(path: String): KerasModel = super.load(path)
+
+  /**
+   * A Model stage for a pre-trained Keras v3 `.keras` file (any Hadoop FS path), loaded with
+   * `safe_mode=True`. Set `task` to `regression` for a regressor.
+   */
+  def fromFile(path: String): KerasModel = {
+    val session = SparkSession.active
+    val bytes = KerasModelIO.readBytes(path, session)
+    val info = PythonBridge.backend(session).invoke("keras.describe", "{}", Array[AnyRef](bytes))
+    new KerasModel(Identifiable.randomUID("kerasModel"), bytes, info.asInstanceOf[String])
+  }
+
+  private[ml] class KerasModelWriter(instance: KerasModel) extends MLWriter {
+    override protected def saveImpl(path: String): Unit = {
+      SparkShims.saveMetadata(instance, path, sparkSession, ("format" -> "keras-v3") ~ ("dlbridgeVersion" -> "0.1.0"))
+      KerasModelIO.writeBytes(s"$path/data/model.keras", instance.modelBytes, sparkSession)
+      KerasModelIO.writeString(s"$path/data/summary.json", instance.summaryJson, sparkSession)
+    }
+  }
+
+  private class KerasModelReader extends MLReader[KerasModel] {
+    private val className = classOf[KerasModel].getName
+
+    override def load(path: String): KerasModel = {
+      val uid = SparkShims.savedUid(path, sparkSession, className)
+      val model = new KerasModel(uid, KerasModelIO.readBytes(s"$path/data/model.keras", sparkSession),
+        KerasModelIO.readString(s"$path/data/summary.json", sparkSession))
+      SparkShims.loadMetadataInto(model, path, sparkSession, className)
+      model
+    }
+  }
+
+}

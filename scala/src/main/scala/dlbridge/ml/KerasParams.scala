@@ -1,0 +1,142 @@
+package dlbridge.ml
+
+import dlbridge.ml.param.{HasFeaturesCol, HasLabelCol, HasPredictionCol, JsonObjectParam}
+
+import org.apache.spark.ml.param._
+
+/**
+ * Params shared by [[KerasEstimator]] and [[KerasModel]]: columns, the model source, the
+ * trainer's options and inference options. Names and defaults are mirrored by Python's
+ * `dlbridge.ml._KerasParams` (checked by a test).
+ */
+trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol {
+
+  // ---- output columns ----
+
+  /** Column for the class-probability Vector (classification); empty disables it. Default: `"probability"`. @group param */
+  final val probabilityCol: Param[String] = new Param[String](this, "probabilityCol",
+    "column for the class-probability vector (classification); empty disables it (default: probability)")
+
+  /** Column for the model's raw output as array<float>; empty (the default) disables it. @group param */
+  final val rawOutputCol: Param[String] = new Param[String](this, "rawOutputCol",
+    "column for the model's raw output as array<float>; empty disables it (default: empty)")
+
+  // ---- model source: at most one of modelFile, modelConfig, modelFactory; else the built-in MLP ----
+
+  /** Path (any Hadoop FS) of a Keras v3 `.keras` file to start from. Default: empty. @group param */
+  final val modelFile: Param[String] = new Param[String](this, "modelFile",
+    "path of a Keras .keras file to train or use (default: empty)")
+
+  /** A Keras model's JSON config (`model.to_json()`). Default: empty. @group param */
+  final val modelConfig: Param[String] = new Param[String](this, "modelConfig",
+    "JSON config of a Keras model, as from model.to_json() (default: empty)")
+
+  /** A `module:function` that builds the Keras model (called with `modelFactoryArgs`). Default: empty. @group param */
+  final val modelFactory: Param[String] = new Param[String](this, "modelFactory",
+    "module:function returning a Keras model, called with modelFactoryArgs (default: empty)",
+    (v: String) => v.isEmpty || v.matches("[A-Za-z_][\\w.]*:[A-Za-z_]\\w*"))
+
+  /** Keyword arguments of `modelFactory`, as a JSON object. Default: `{}`. @group param */
+  final val modelFactoryArgs: JsonObjectParam = new JsonObjectParam(this, "modelFactoryArgs",
+    "keyword arguments of modelFactory, as a JSON object (default: {})")
+
+  /** Hidden layer sizes of the built-in MLP, used when no other model source is set. Default: `[64]`. @group param */
+  final val hiddenLayers: IntArrayParam = new IntArrayParam(this, "hiddenLayers",
+    "hidden layer sizes of the built-in MLP used when no model source is set (default: [64])",
+    (v: Array[Int]) => v.forall(_ > 0))
+
+  /** `classification` (softmax output, class-index prediction) or `regression`. Default: `classification`. @group param */
+  final val task: Param[String] = new Param[String](this, "task",
+    "classification or regression (default: classification)",
+    ParamValidators.inArray(Array("classification", "regression")))
+
+  // ---- trainer options ----
+
+  /** `hogwild` (lock-free async), `async` (async under a lock) or `sync` (barrier, averaged). Default: `hogwild`. @group param */
+  final val mode: Param[String] = new Param[String](this, "mode",
+    "training mode: hogwild, async or sync (default: hogwild)",
+    ParamValidators.inArray(Array("hogwild", "async", "sync")))
+
+  /** Passes over the training data. Default: `10`. @group param */
+  final val epochs: IntParam = new IntParam(this, "epochs", "passes over the training data (default: 10)",
+    ParamValidators.gt(0))
+
+  /** Mini-batch size of each worker step. Default: `128`. @group param */
+  final val batchSize: IntParam = new IntParam(this, "batchSize", "mini-batch size of each worker step (default: 128)",
+    ParamValidators.gt(0))
+
+  /** Data-parallel workers (partitions) used for training. Default: `2`. @group param */
+  final val numWorkers: IntParam = new IntParam(this, "numWorkers",
+    "data-parallel workers (partitions) used for training (default: 2)", ParamValidators.gt(0))
+
+  /** A Keras optimizer name (`adam`, `sgd`, `rmsprop`, ...). Default: `adam`. @group param */
+  final val optimizer: Param[String] = new Param[String](this, "optimizer",
+    "Keras optimizer name, e.g. adam, sgd, rmsprop (default: adam)", (v: String) => v != null && v.trim.nonEmpty)
+
+  /** The optimizer's options as a JSON object, e.g. `{"learning_rate": 0.001}`. Default: `{}`. @group param */
+  final val optimizerOptions: JsonObjectParam = new JsonObjectParam(this, "optimizerOptions",
+    "optimizer options as a JSON object, e.g. {\"learning_rate\": 0.001} (default: {})")
+
+  /** A Keras loss name; empty picks one from the label column and task. Default: empty. @group param */
+  final val loss: Param[String] = new Param[String](this, "loss",
+    "Keras loss name; empty chooses from the label column and task (default: empty)")
+
+  /** Local steps between pulls/pushes of the parameter server. Default: `1`. @group param */
+  final val stepsPerSync: IntParam = new IntParam(this, "stepsPerSync",
+    "local steps between parameter-server pulls and pushes (default: 1)", ParamValidators.gt(0))
+
+  /** Shuffle each worker's data every epoch. Default: `true`. @group param */
+  final val shuffle: BooleanParam = new BooleanParam(this, "shuffle", "shuffle each worker's data every epoch (default: true)")
+
+  /** Fraction of rows held out to report validation loss/metrics per epoch, in [0, 1). Default: `0.0`. @group param */
+  final val validationFraction: DoubleParam = new DoubleParam(this, "validationFraction",
+    "fraction of rows held out for per-epoch validation, in [0, 1) (default: 0.0)",
+    ParamValidators.inRange(0.0, 1.0, lowerInclusive = true, upperInclusive = false))
+
+  /** Random seed for initialisation, shuffling and the validation split. Default: `0`. @group param */
+  final val seed: IntParam = new IntParam(this, "seed", "random seed (default: 0)")
+
+  /** 0 silent, 1 one log line per epoch, 2 more detail. Default: `1`. @group param */
+  final val verbose: IntParam = new IntParam(this, "verbose", "0 silent, 1 a log line per epoch, 2 more (default: 1)",
+    ParamValidators.inRange(0, 2))
+
+  // ---- inference ----
+
+  /** Rows per model call during transform. Default: `1024`. @group param */
+  final val inferenceBatchSize: IntParam = new IntParam(this, "inferenceBatchSize",
+    "rows per model call during transform (default: 1024)", ParamValidators.gt(0))
+
+  /** Shape each flat feature row is reshaped to, e.g. `[28, 28, 1]`; empty keeps it flat. Default: empty. @group param */
+  final val inputShape: IntArrayParam = new IntArrayParam(this, "inputShape",
+    "shape each flat feature row is reshaped to, e.g. [28, 28, 1]; empty keeps it flat (default: empty)",
+    (v: Array[Int]) => v.forall(_ > 0))
+
+  setDefault(probabilityCol -> "probability", rawOutputCol -> "", modelFile -> "", modelConfig -> "",
+    modelFactory -> "", modelFactoryArgs -> "{}", hiddenLayers -> Array(64), task -> "classification",
+    mode -> "hogwild", epochs -> 10, batchSize -> 128, numWorkers -> 2, optimizer -> "adam",
+    optimizerOptions -> "{}", loss -> "", stepsPerSync -> 1, shuffle -> true, validationFraction -> 0.0,
+    seed -> 0, verbose -> 1, inferenceBatchSize -> 1024, inputShape -> Array.empty[Int])
+
+  final def getProbabilityCol: String = $(probabilityCol)
+  final def getRawOutputCol: String = $(rawOutputCol)
+  final def getModelFile: String = $(modelFile)
+  final def getModelConfig: String = $(modelConfig)
+  final def getModelFactory: String = $(modelFactory)
+  final def getModelFactoryArgs: String = $(modelFactoryArgs)
+  final def getHiddenLayers: Array[Int] = $(hiddenLayers)
+  final def getTask: String = $(task)
+  final def getMode: String = $(mode)
+  final def getEpochs: Int = $(epochs)
+  final def getBatchSize: Int = $(batchSize)
+  final def getNumWorkers: Int = $(numWorkers)
+  final def getOptimizer: String = $(optimizer)
+  final def getOptimizerOptions: String = $(optimizerOptions)
+  final def getLoss: String = $(loss)
+  final def getStepsPerSync: Int = $(stepsPerSync)
+  final def getShuffle: Boolean = $(shuffle)
+  final def getValidationFraction: Double = $(validationFraction)
+  final def getSeed: Int = $(seed)
+  final def getVerbose: Int = $(verbose)
+  final def getInferenceBatchSize: Int = $(inferenceBatchSize)
+  final def getInputShape: Array[Int] = $(inputShape)
+}

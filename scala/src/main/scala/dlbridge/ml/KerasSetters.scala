@@ -1,0 +1,55 @@
+package dlbridge.ml
+
+import org.apache.spark.ml.param.ParamMap
+import org.apache.spark.sql.types.{ArrayType, DoubleType, FloatType, StructField, StructType}
+import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
+import org.json4s.JsonAST.JObject
+import org.json4s.jackson.JsonMethods.{compact, parse, render}
+
+/** Setters and schema logic shared by [[KerasEstimator]] and [[KerasModel]] (inference side). */
+private[ml] trait KerasSetters extends KerasParams {
+
+  /** @group setParam */ def setFeaturesCol(value: String): this.type = set(featuresCol, value)
+  /** @group setParam */ def setPredictionCol(value: String): this.type = set(predictionCol, value)
+  /** @group setParam */ def setProbabilityCol(value: String): this.type = set(probabilityCol, value)
+  /** @group setParam */ def setRawOutputCol(value: String): this.type = set(rawOutputCol, value)
+  /** @group setParam */ def setTask(value: String): this.type = set(task, value)
+  /** @group setParam */ def setInferenceBatchSize(value: Int): this.type = set(inferenceBatchSize, value)
+  /** @group setParam */ def setInputShape(value: Array[Int]): this.type = set(inputShape, value)
+
+  /** The output columns this stage adds, as (param name, column name), in order. */
+  protected def outputColumns: Seq[(String, String)] =
+    Seq(predictionCol.name -> $(predictionCol)) ++
+      (if ($(task) == "classification" && $(probabilityCol).nonEmpty) Seq(probabilityCol.name -> $(probabilityCol))
+       else Nil) ++
+      (if ($(rawOutputCol).nonEmpty) Seq(rawOutputCol.name -> $(rawOutputCol)) else Nil)
+
+  /**
+   * Validates the features column (and, when the model's input size is known, the vector size)
+   * and returns the schema with the output columns appended.
+   */
+  protected def outputSchema(schema: StructType, modelInputs: Option[Int]): StructType = {
+    val known = KerasSchema.checkFeatures(schema, $(featuresCol), uid)
+    val shape = $(inputShape)
+    for (n <- known if shape.nonEmpty) require(shape.product == n, s"$uid: inputShape ${shape.mkString("[", ", ", "]")} " +
+      s"holds ${shape.product} values but featuresCol '${$(featuresCol)}' has vectors of size $n. Fix: set inputShape to a shape of $n values.")
+    for (n <- known; m <- modelInputs) require(n == m, s"$uid: featuresCol '${$(featuresCol)}' has vectors of size $n " +
+      s"but the model expects $m input values. Fix: use the features the model was trained on.")
+    KerasSchema.checkOutputsFree(schema, outputColumns, uid)
+    val added = outputColumns.map {
+      case ("predictionCol", name) => StructField(name, DoubleType, nullable = false)
+      case ("probabilityCol", name) => StructField(name, VectorType, nullable = false)
+      case (_, name) => StructField(name, ArrayType(FloatType, containsNull = false), nullable = false)
+    }
+    StructType(schema.fields ++ added)
+  }
+
+  /** Every param value (set or default) as one JSON object: what the Python side receives. */
+  protected def paramsJson: String = {
+    val map: ParamMap = extractParamMap()
+    val fields = params.toList.filter(map.contains).map { p =>
+      p.name -> parse(p.asInstanceOf[org.apache.spark.ml.param.Param[Any]].jsonEncode(map(p)))
+    }
+    compact(render(JObject(fields)))
+  }
+}
