@@ -89,10 +89,13 @@ def _raw(server, data: bytes) -> bytes:
     """Send bytes right after the challenge; return what the server answers before closing."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         p.recv_frame(sock, p.MAX_HANDSHAKE_FRAME)
-        sock.sendall(data)
         chunks = []
-        while chunk := sock.recv(4096):
-            chunks.append(chunk)
+        try:
+            sock.sendall(data)
+            while chunk := sock.recv(4096):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass  # the server closed with our unread bytes pending: a reset is a refusal too
         return b"".join(chunks)
 
 

@@ -149,8 +149,13 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
 
 def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int) -> dict[str, Any]:
     started = time.monotonic()
-    rows = _run_job(data.train.mapInArrow(train_function(spec, epoch), STATS_SCHEMA,
-                                          barrier=spec.options.mode == "sync"), server, epoch)
+    sync = spec.options.mode == "sync"
+    job = data.train.mapInArrow(train_function(spec, epoch), STATS_SCHEMA, barrier=sync)
+    if sync:
+        # Spark never retries a failed barrier *result* stage; behind a shuffle it is a
+        # map stage, which Spark re-runs as a whole (every worker restarts the epoch).
+        job = job.repartition(1)
+    rows = _run_job(job, server, epoch)
     seconds = time.monotonic() - started
     samples = sum(r["samples"] for r in rows)
     record = {"epoch": epoch, "loss": sum(r["loss_sum"] for r in rows) / max(samples, 1),

@@ -1,0 +1,120 @@
+"""Attacks on a running server, concurrent fits, a server killed mid-fit (real Spark local[2])."""
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from dlbridge.trainer import TrainingOptions, fit, mlp_builder
+from dlbridge.trainer import protocol as p
+from dlbridge.trainer.client import ServerConnection
+from dlbridge.trainer.server import active_servers
+from trainer_helpers import (accuracy, assert_no_leaks, diabetes_frames, digits_frames, port_of, run_in_thread,
+                             wait_for)
+
+
+@pytest.fixture(scope="module")
+def digits(spark):
+    train, x_test, y_test = digits_frames(spark)
+    return train.cache(), x_test, y_test
+
+
+def _digits_fit(digits, **options):
+    train, _, _ = digits
+    opts = TrainingOptions(batchSize=32, optimizerOptions='{"learning_rate": 0.005}', verbose=0, **options)
+    return lambda: fit(train, "features", "label", mlp_builder([64], "classification"), opts)
+
+
+class _Payload:
+    """Unpickling this would create a directory: the server must never do it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def _after_challenge(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        p.recv_frame(sock, p.MAX_HANDSHAKE_FRAME)
+        chunks = []
+        try:
+            sock.sendall(data)
+            while chunk := sock.recv(4096):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass  # the server closed with our unread bytes pending: a reset is a refusal too
+        return b"".join(chunks)
+
+
+def _authenticated_garbage(server, kind: int, payload: bytes) -> int:
+    conn = ServerConnection("127.0.0.1", server.port, server._secret, server.store.num_params, 10.0)
+    try:
+        p.send_frame(conn._sock, kind, payload)
+        answer, _ = p.recv_frame(conn._sock, p.MAX_CONTROL_FRAME)
+        return answer
+    finally:
+        conn._sock.close()
+
+
+@pytest.mark.slow
+def test_attacks_are_rejected_while_a_fit_completes(digits, tmp_path):
+    thread, out = run_in_thread(_digits_fit(digits, epochs=8))
+    server = wait_for(lambda: [s for s in active_servers() if s.stats["pushes"] > 0], 120, "a training server")[0]
+    marker = str(tmp_path / "pwned")
+    evil = pickle.dumps(_Payload(marker))
+    with pytest.raises(RuntimeError):
+        ServerConnection("127.0.0.1", server.port, p.new_secret(), server.store.num_params, 10.0)
+    assert _after_challenge(server.port, os.urandom(256)) == b""  # garbage
+    assert _after_challenge(server.port, p.HEADER.pack(p.AUTH, 2**32 - 1)) == b""  # oversize length
+    assert _after_challenge(server.port, evil) == b""  # raw pickle
+    assert _after_challenge(server.port, p.HEADER.pack(p.AUTH, len(evil)) + evil) == b""  # framed pickle
+    # Even an authenticated peer cannot get a pickle (or anything else) interpreted.
+    assert _authenticated_garbage(server, p.PUSH, evil) == p.ERROR
+    assert _authenticated_garbage(server, p.HELLO, evil) == p.ERROR
+    assert server.stats["rejected"] >= 5
+    thread.join(300)
+    assert not thread.is_alive() and "error" not in out, out.get("error")
+    assert not os.path.exists(marker)
+    result = out["result"]
+    assert accuracy(result.model, digits[1], digits[2]) >= 0.9
+    assert_no_leaks(port_of(result))
+
+
+@pytest.mark.slow
+def test_two_concurrent_fits(spark, digits):
+    train, names, x_test, y_test, y_mean = diabetes_frames(spark)
+    regression = TrainingOptions(mode="async", epochs=20, batchSize=16, verbose=0,
+                                 optimizerOptions='{"learning_rate": 0.003}')
+    first = run_in_thread(_digits_fit(digits, mode="hogwild", epochs=8))
+    second = run_in_thread(lambda: fit(train, names, "target", mlp_builder([16], "regression"), regression))
+    for thread, out in (first, second):
+        thread.join(300)
+        assert not thread.is_alive() and "error" not in out, out.get("error")
+    classifier, regressor = first[1]["result"], second[1]["result"]
+    assert port_of(classifier) != port_of(regressor)
+    assert accuracy(classifier.model, digits[1], digits[2]) >= 0.9
+    mse = float(np.mean((regressor.model.predict(x_test.astype(np.float32), verbose=0)[:, 0] - y_test) ** 2))
+    assert mse < 0.8 * float(np.mean((y_test - y_mean) ** 2))
+    assert_no_leaks(port_of(classifier))
+    assert_no_leaks(port_of(regressor))
+
+
+@pytest.mark.parametrize("mode", ["hogwild", "sync"])
+def test_server_killed_mid_fit_fails_clearly_without_hanging(digits, mode):
+    thread, out = run_in_thread(_digits_fit(digits, mode=mode, epochs=200))
+    server = wait_for(lambda: [s for s in active_servers() if s.stats["pushes"] > 20], 120, "a training server")[0]
+    killed = time.monotonic()
+    server.close("killed by the test")
+    thread.join(120)
+    assert not thread.is_alive(), "fit hung after its server died"
+    assert time.monotonic() - killed < 60
+    error = out.get("error")
+    assert isinstance(error, RuntimeError), error
+    assert "parameter server was stopped" in str(error) and f"({mode} mode)" in str(error)
+    assert_no_leaks(server.port)

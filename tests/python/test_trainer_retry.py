@@ -1,0 +1,40 @@
+"""A worker task that fails once is retried by Spark and rejoins training (local[2,2]: 2 attempts)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Iterator
+
+import pytest
+
+from conftest import build_spark
+from dlbridge.trainer import TrainingOptions, fit, mlp_builder
+from dlbridge.trainer.worker import FAIL_ONCE_ENV
+from trainer_helpers import accuracy, assert_no_leaks, digits_frames, port_of
+
+MARKER = os.path.join(tempfile.mkdtemp(prefix="dlbridge-retry-"), "failed-once")
+
+
+@pytest.fixture(scope="module")
+def retry_spark() -> Iterator:
+    """A session allowing 2 attempts per task whose Python workers fail once on cue."""
+    open(MARKER, "w").close()  # disarmed until a test removes it
+    session = build_spark("local[2,2]", **{f"spark__executorEnv__{FAIL_ONCE_ENV}": MARKER})
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["hogwild", "sync"])
+def test_failed_task_is_retried_and_rejoins(retry_spark, mode):
+    train, x_test, y_test = digits_frames(retry_spark)
+    opts = TrainingOptions(mode=mode, epochs=10, batchSize=32, optimizerOptions='{"learning_rate": 0.005}')
+    os.remove(MARKER)  # arm: the first task to push twice creates the marker and fails
+    result = fit(train, "features", "label", mlp_builder([64], "classification"), opts)
+    assert os.path.exists(MARKER), "the injected failure never happened"
+    rows = train.count()
+    assert all(h["samples"] == rows for h in result.history)  # every epoch complete after the retry
+    assert accuracy(result.model, x_test, y_test) >= 0.93
+    assert_no_leaks(port_of(result))
