@@ -1,0 +1,167 @@
+"""Trainer benchmark: parameter-server fits per mode vs single-process ``model.fit``, PS round trips/s.
+
+Run with ``dev/bench trainer`` (or ``python bench/bench_trainer.py --help``). In one run:
+
+* data: ``--rows`` (default 60,000) training and 10,000 test rows of 784 uniform
+  features labelled by a fixed random linear teacher (784 -> 10, argmax), written
+  to Parquet and read by Spark ``local[2]``;
+* reference: single-process ``model.fit`` of an MLP 784-256-256-10 (269,322
+  parameters), Adam(1e-3), batch 128, same epochs, in this process;
+* each mode (hogwild, async, sync) with 2 workers, same model, batch and optimizer:
+  whole-fit wall time, steady-state samples/s (epochs after the first), test accuracy;
+* parameter-server round trips/s on loopback for that model: PULL then PUSH (no
+  reply), and the combined PUSH-returning-weights that workers use.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+logger = logging.getLogger("bench_trainer")
+DIM, CLASSES, HIDDEN = 784, 10, [256, 256]
+
+
+def teacher_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform features labelled by the argmax of a fixed random linear teacher (784 -> 10)."""
+    weights = np.random.default_rng(seed).normal(size=(DIM, CLASSES))
+    x = np.random.default_rng(seed + 1).random((rows, DIM), dtype=np.float32)
+    return x, ((x - 0.5) @ weights).argmax(axis=1).astype(np.int64)
+
+
+def write_parquet(x: np.ndarray, y: np.ndarray, path: str) -> None:
+    """Features as ``array<float>`` plus a ``double`` label, without per-row Python work."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    offsets = pa.array(np.arange(0, x.size + 1, DIM, dtype=np.int32))
+    features = pa.ListArray.from_arrays(offsets, pa.array(x.ravel()))
+    pq.write_table(pa.table({"features": features, "label": y.astype(np.float64)}), path, row_group_size=10_000)
+
+
+def student(seed: int = 7):
+    """MLP 784-256-256-10 with fixed initial weights."""
+    import keras
+
+    from dlbridge.trainer import mlp_builder
+
+    keras.utils.set_random_seed(seed)
+    return mlp_builder(HIDDEN, "classification")(DIM, CLASSES)
+
+
+def single_process(x, y, x_test, y_test, epochs: int, batch: int) -> dict:
+    """Reference: in-process ``model.fit`` with the same model, optimizer and batch size."""
+    import keras
+
+    model = student()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    started = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0)
+    seconds = time.perf_counter() - started
+    return {"what": "single-process model.fit", "seconds": seconds, "samples_per_sec": epochs * len(x) / seconds,
+            "steady_samples_per_sec": epochs * len(x) / seconds, "accuracy": _accuracy(model, x_test, y_test)}
+
+
+def trainer_run(df, mode: str, x_test, y_test, epochs: int, batch: int) -> dict:
+    """One parameter-server fit; steady state excludes epoch 1 (worker TensorFlow start-up)."""
+    from dlbridge.trainer import TrainingOptions, fit
+
+    opts = TrainingOptions(mode=mode, epochs=epochs, batchSize=batch, numWorkers=2, optimizer="adam",
+                           optimizerOptions='{"learning_rate": 0.001}', shuffle=True)
+    started = time.perf_counter()
+    result = fit(df, "features", "label", student(), opts)
+    seconds = time.perf_counter() - started
+    later = result.history[1:] or result.history
+    steady = sum(h["samples"] for h in later) / sum(h["seconds"] for h in later)
+    samples = sum(h["samples"] for h in result.history)
+    return {"what": f"dlbridge {mode}, 2 workers", "seconds": seconds, "samples_per_sec": samples / seconds,
+            "steady_samples_per_sec": steady, "accuracy": _accuracy(result.model, x_test, y_test)}
+
+
+def round_trips(seconds: float = 5.0) -> dict:
+    """PS round trips/s on loopback for the 269k-parameter model (client thread in this process)."""
+    import keras
+
+    from dlbridge.trainer import protocol as p
+    from dlbridge.trainer.client import ServerConnection
+    from dlbridge.trainer.server import ParameterServer
+    from dlbridge.trainer.store import WeightStore
+
+    store = WeightStore(student(), keras.optimizers.Adam(1e-3), locked=True)
+    server = ParameterServer(store, p.new_secret(), "async", 1, "127.0.0.1", timeout=30.0)
+    try:
+        with ServerConnection("127.0.0.1", server.port, server._secret, store.num_params, 30.0) as conn:
+            grad = np.full(store.num_params, 1e-6, dtype=np.float32)
+            separate = _rate(lambda: (conn.pull(), conn.push(grad, 128, want_weights=False)), seconds)
+            combined = _rate(lambda: conn.push(grad, 128), seconds)
+    finally:
+        server.close()
+    return {"params": store.num_params, "pull_then_push_per_sec": separate, "push_returning_weights_per_sec": combined}
+
+
+def _rate(step, seconds: float) -> float:
+    for _ in range(20):
+        step()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        step()
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def _accuracy(model, x, y) -> float:
+    return float((model.predict(x, batch_size=1024, verbose=0).argmax(axis=1) == y).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=60_000)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--modes", default="hogwild,async,sync")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    x_all, y_all = teacher_data(args.rows + 10_000)
+    x, y, x_test, y_test = x_all[: args.rows], y_all[: args.rows], x_all[args.rows:], y_all[args.rows:]
+    logger.info("round trips: %s", round_trips())
+    reference = single_process(x, y, x_test, y_test, args.epochs, args.batch)
+    results = [reference] + _trainer_runs(x, y, x_test, y_test, args)
+    _report(results, reference)
+
+
+def _trainer_runs(x, y, x_test, y_test, args) -> list[dict]:
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master("local[2]").appName("bench-trainer")
+             .config("spark.python.worker.reuse", "true").config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "train.parquet")
+            write_parquet(x, y, path)
+            df = spark.read.parquet(path)
+            return [trainer_run(df, mode, x_test, y_test, args.epochs, args.batch)
+                    for mode in args.modes.split(",")]
+    finally:
+        spark.stop()
+
+
+def _report(results: list[dict], reference: dict) -> None:
+    print("| what | fit wall time | samples/s (whole fit) | samples/s (epochs 2+) | ratio vs model.fit "
+          "(whole / steady) | test accuracy |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        whole = r["samples_per_sec"] / reference["samples_per_sec"]
+        steady = r["steady_samples_per_sec"] / reference["samples_per_sec"]
+        print(f"| {r['what']} | {r['seconds']:.1f} s | {r['samples_per_sec']:,.0f} | "
+              f"{r['steady_samples_per_sec']:,.0f} | {whole:.2f} / {steady:.2f} | {r['accuracy']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
