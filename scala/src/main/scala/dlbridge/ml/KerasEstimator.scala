@@ -26,9 +26,17 @@ import org.json4s.jackson.JsonMethods.{compact, parse, render}
  * }}}
  */
 class KerasEstimator(override val uid: String)
-  extends Estimator[KerasModel] with KerasParams with KerasSetters with DefaultParamsWritable {
+  extends Estimator[KerasModel] with KerasParams with KerasStageLogic with DefaultParamsWritable {
 
   def this() = this(Identifiable.randomUID("kerasEst"))
+
+  /** @group setParam */ def setFeaturesCol(value: String): this.type = set(featuresCol, value)
+  /** @group setParam */ def setPredictionCol(value: String): this.type = set(predictionCol, value)
+  /** @group setParam */ def setProbabilityCol(value: String): this.type = set(probabilityCol, value)
+  /** @group setParam */ def setRawOutputCol(value: String): this.type = set(rawOutputCol, value)
+  /** @group setParam */ def setTask(value: String): this.type = set(task, value)
+  /** @group setParam */ def setInferenceBatchSize(value: Int): this.type = set(inferenceBatchSize, value)
+  /** @group setParam */ def setInputShape(value: Array[Int]): this.type = set(inputShape, value)
 
   /** @group setParam */ def setLabelCol(value: String): this.type = set(labelCol, value)
   /** @group setParam */ def setModelFile(value: String): this.type = set(modelFile, value)

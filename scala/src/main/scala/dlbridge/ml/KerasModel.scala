@@ -26,7 +26,16 @@ class KerasModel private[ml] (
     override val uid: String,
     private[ml] val modelBytes: Array[Byte],
     private[ml] val summaryJson: String)
-  extends Model[KerasModel] with KerasParams with KerasSetters with MLWritable {
+  extends Model[KerasModel] with KerasParams with KerasStageLogic with MLWritable {
+
+  /** @group setParam */ def setFeaturesCol(value: String): this.type = set(featuresCol, value)
+  /** @group setParam */ def setPredictionCol(value: String): this.type = set(predictionCol, value)
+  /** @group setParam */ def setProbabilityCol(value: String): this.type = set(probabilityCol, value)
+  /** @group setParam */ def setRawOutputCol(value: String): this.type = set(rawOutputCol, value)
+  /** @group setParam */ def setTask(value: String): this.type = set(task, value)
+  /** @group setParam */ def setInferenceBatchSize(value: Int): this.type = set(inferenceBatchSize, value)
+  /** @group setParam */ def setInputShape(value: Array[Int]): this.type = set(inputShape, value)
+
 
   /** What training reported (history, shapes). */
   def summary: KerasTrainingSummary = new KerasTrainingSummary(summaryJson)

@@ -6,16 +6,11 @@ import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.json4s.JsonAST.JObject
 import org.json4s.jackson.JsonMethods.{compact, parse, render}
 
-/** Setters and schema logic shared by [[KerasEstimator]] and [[KerasModel]] (inference side). */
-private[ml] trait KerasSetters extends KerasParams {
-
-  /** @group setParam */ def setFeaturesCol(value: String): this.type = set(featuresCol, value)
-  /** @group setParam */ def setPredictionCol(value: String): this.type = set(predictionCol, value)
-  /** @group setParam */ def setProbabilityCol(value: String): this.type = set(probabilityCol, value)
-  /** @group setParam */ def setRawOutputCol(value: String): this.type = set(rawOutputCol, value)
-  /** @group setParam */ def setTask(value: String): this.type = set(task, value)
-  /** @group setParam */ def setInferenceBatchSize(value: Int): this.type = set(inferenceBatchSize, value)
-  /** @group setParam */ def setInputShape(value: Array[Int]): this.type = set(inputShape, value)
+/**
+ * Schema logic shared by [[KerasEstimator]] and [[KerasModel]]. (Setters live on the concrete
+ * classes so that Java sees them return the class, not this trait.)
+ */
+private[ml] trait KerasStageLogic extends KerasParams {
 
   /** The output columns this stage adds, as (param name, column name), in order. */
   protected def outputColumns: Seq[(String, String)] =
