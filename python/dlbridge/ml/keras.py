@@ -77,6 +77,24 @@ class _KerasParams(Params):
         return self.getOrDefault(self.getParam(name))
 
 
+def _accessor(prefix: str, name: str) -> Any:
+    """A ``getX`` / ``setX`` method for the param ``name`` (pyspark's naming)."""
+    method_name = prefix + name[0].upper() + name[1:]
+    if prefix == "get":
+        def method(self: Params) -> Any:
+            return self.getOrDefault(name)
+        method.__doc__ = f"Gets the value of {name} or its default."
+    else:
+        def method(self: Params, value: Any) -> Any:  # type: ignore[misc]
+            return self._set(**{name: value})
+        method.__doc__ = f"Sets the value of {name}."
+    method.__name__ = method_name
+    return method
+
+
+for _name in _KerasParams.DEFAULTS:
+    setattr(_KerasParams, "get" + _name[0].upper() + _name[1:], _accessor("get", _name))
+
 _Json = Union[str, Dict[str, Any]]
 
 
@@ -118,6 +136,10 @@ class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, DlbridgeJavaML
 
     def _create_model(self, java_model: Any) -> "KerasModel":
         return KerasModel(java_model)
+
+
+for _name in _KerasParams.DEFAULTS:
+    setattr(KerasEstimator, "set" + _name[0].upper() + _name[1:], _accessor("set", _name))
 
 
 class KerasModel(JavaModel, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable["KerasModel"]):

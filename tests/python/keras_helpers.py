@@ -1,0 +1,53 @@
+"""Shared helpers of the Keras stage tests: digits data and spark-submit of the example apps."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+from typing import List, Tuple
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from conftest import REPO, dlbridge_jar
+
+
+def digits_csv() -> str:
+    import sklearn.datasets
+
+    return os.path.join(os.path.dirname(sklearn.datasets.__file__), "data", "digits.csv.gz")
+
+
+def digits(spark: SparkSession) -> Tuple[DataFrame, DataFrame]:
+    """``features`` (Vector of 64 pixels in [0, 1]) and ``label``, split 80/20, cached."""
+    from pyspark.ml.feature import VectorAssembler
+
+    raw = spark.read.option("inferSchema", "true").csv(digits_csv())
+    pixels = raw.columns[:64]
+    scaled = raw.select([(F.col(c) / 16.0).alias(c) for c in pixels] + [F.col(raw.columns[64]).cast("double").alias("label")])
+    data = VectorAssembler(inputCols=pixels, outputCol="features").transform(scaled).select("features", "label")
+    train, test = data.randomSplit([0.8, 0.2], seed=7)
+    return train.cache(), test.cache()
+
+
+def examples_jar() -> str:
+    jars = glob.glob(os.path.join(REPO, "examples", "target", "scala-2.13", "dlbridge-examples_2.13-*.jar"))
+    if not jars or not dlbridge_jar():
+        raise AssertionError("The jars are not built: run dev/test (or dev/build) first.")
+    return jars[0]
+
+
+def run(command: List[str], timeout: int = 900) -> str:
+    """Runs a command; fails the test with its output tail if it exits non-zero."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, f"{command[0]} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+def spark_submit(main_class: str, *args: str) -> str:
+    """spark-submit of an example app on local[2] with the dlbridge jar."""
+    return run([
+        os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", "local[2]",
+        "--conf", "spark.ui.enabled=false", "--jars", dlbridge_jar() or "", "--class", main_class,
+        examples_jar(), *args,
+    ])

@@ -1,0 +1,103 @@
+"""KerasEstimator / KerasModel from PySpark: accuracy, model sources, pre-trained models, errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+from pyspark.sql import functions as F
+
+from dlbridge.ml import KerasEstimator, KerasModel
+from keras_helpers import digits
+
+QUICK = dict(epochs=2, batchSize=32, optimizerOptions={"learning_rate": 0.005}, seed=1, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def data(spark):
+    return digits(spark)
+
+
+def accuracy(predictions) -> float:
+    return MulticlassClassificationEvaluator(metricName="accuracy").evaluate(predictions)
+
+
+@pytest.mark.slow
+def test_fit_from_pyspark_reaches_95_percent(data) -> None:
+    train, test = data
+    est = KerasEstimator(hiddenLayers=[64], epochs=14, batchSize=32, optimizer="adam",
+                         optimizerOptions={"learning_rate": 0.005}, mode="hogwild", seed=1)
+    model = est.fit(train)
+    predictions = model.transform(test)
+    assert predictions.columns == ["features", "label", "prediction", "probability"]
+    assert accuracy(predictions) >= 0.95
+    history = model.summary["history"]
+    assert len(history) == 14 and history[-1]["loss"] < history[0]["loss"]
+    assert model.numFeatures == 64 and model.getEpochs() == 14
+
+
+def small_keras_model():  # type: ignore[no-untyped-def]
+    import keras_factories
+
+    return keras_factories.small_mlp()
+
+
+@pytest.mark.parametrize("source", ["file", "config", "factory", "mlp"])
+def test_each_model_source_trains(data, source, tmp_path) -> None:
+    train, test = data
+    kwargs: dict = {}
+    if source == "file":
+        small_keras_model().save(str(tmp_path / "start.keras"))
+        kwargs["modelFile"] = str(tmp_path / "start.keras")
+    elif source == "config":
+        kwargs["modelConfig"] = small_keras_model().to_json()
+    elif source == "factory":
+        kwargs.update(modelFactory="keras_factories:small_mlp", modelFactoryArgs={"hidden": 24})
+    else:
+        kwargs["hiddenLayers"] = [16]
+    model = KerasEstimator(**kwargs, **QUICK).fit(train)
+    out = model.transform(test).select("prediction", "probability").toPandas()
+    assert len(out) == test.count()
+    assert out["prediction"].between(0, 9).all()
+    np.testing.assert_allclose(np.stack([v.toArray() for v in out["probability"]]).sum(axis=1), 1.0, atol=1e-4)
+    if source == "factory":
+        assert model.summary["inputShape"] == [64]
+
+
+def test_pretrained_keras_file_becomes_a_model_stage(spark, data, tmp_path) -> None:
+    import keras
+
+    _, test = data
+    net = small_keras_model()
+    path = str(tmp_path / "pretrained.keras")
+    net.save(path)
+    stage = KerasModel.fromFile(path).setRawOutputCol("raw")
+    out = stage.transform(test).select("features", "raw", "prediction").toPandas()
+    x = np.stack([v.toArray() for v in out["features"]]).astype("float32")
+    expected = np.asarray(keras.ops.convert_to_numpy(net(x, training=False)))
+    np.testing.assert_allclose(np.stack(out["raw"]), expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), expected.argmax(axis=1))
+
+
+def test_bad_input_rejected_before_any_job(spark, data) -> None:
+    train, test = data
+    tracker = spark.sparkContext.statusTracker()
+    before = len(tracker.getJobIdsForGroup(None))
+    with pytest.raises(Exception, match="featuresCol 'features' must be an ML Vector or array<float|double>; received string"):
+        KerasEstimator(**QUICK).fit(train.withColumn("features", F.lit("x")))
+    with pytest.raises(Exception, match="labelCol 'nope' not found"):
+        KerasEstimator(labelCol="nope", **QUICK).fit(train)
+    with pytest.raises(Exception, match="at most one model source"):
+        KerasEstimator(modelConfig="{}", modelFactory="a.b:c", **QUICK).fit(train)
+    assert len(tracker.getJobIdsForGroup(None)) == before
+    with pytest.raises(Exception, match="mode"):
+        KerasEstimator(mode="fast").fit(train)
+    with pytest.raises(TypeError, match="optimizerOptions"):
+        KerasEstimator(optimizerOptions="lr=1")
+
+
+def test_summary_json_has_shapes(data) -> None:
+    train, _ = data
+    model = KerasEstimator(hiddenLayers=[8], **{**QUICK, "epochs": 1}).fit(train)
+    assert json.loads(json.dumps(model.summary))["outputShape"] == [10]
