@@ -2,7 +2,7 @@
 
 Run with ``dev/bench trainer`` (or ``python bench/bench_trainer.py --help``). In one run:
 
-* data: ``--rows`` (default 60,000) training and 10,000 test rows of 784 uniform
+* data: ``--rows`` (default 60,000) training and 10,000 test rows of 784 standard-normal
   features labelled by a fixed random linear teacher (784 -> 10, argmax), written
   to Parquet and read by Spark ``local[2]``;
 * reference: single-process ``model.fit`` of an MLP 784-256-256-10 (269,322
@@ -29,10 +29,10 @@ DIM, CLASSES, HIDDEN = 784, 10, [256, 256]
 
 
 def teacher_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform features labelled by the argmax of a fixed random linear teacher (784 -> 10)."""
+    """Standard-normal features labelled by the argmax of a fixed random linear teacher (784 -> 10)."""
     weights = np.random.default_rng(seed).normal(size=(DIM, CLASSES))
-    x = np.random.default_rng(seed + 1).random((rows, DIM), dtype=np.float32)
-    return x, ((x - 0.5) @ weights).argmax(axis=1).astype(np.int64)
+    x = np.random.default_rng(seed + 1).standard_normal((rows, DIM), dtype=np.float32)
+    return x, (x @ weights).argmax(axis=1).astype(np.int64)
 
 
 def write_parquet(x: np.ndarray, y: np.ndarray, path: str) -> None:

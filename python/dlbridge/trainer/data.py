@@ -98,8 +98,8 @@ def _float_array(df, name: str, role: str, allow_scalar: bool):
         return F.col(name).cast("array<float>")
     if allow_scalar and isinstance(dtype, T.NumericType):
         return F.array(F.col(name).cast("float"))
-    raise TypeError(f"Column {name!r} ({role}) must be an ML Vector, an array of numbers"
-                    f"{' or a number' if allow_scalar else ' or a number'}. Received type {dtype.simpleString()}.")
+    raise TypeError(f"Column {name!r} ({role}) must be an ML Vector, an array of numbers or a number. "
+                    f"Received type {dtype.simpleString()}.")
 
 
 def _dtype(df, name: str, role: str):

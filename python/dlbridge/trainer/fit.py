@@ -92,7 +92,12 @@ def fit(df, features_col: str | Sequence[str], label_col: str, model: Any,
 
 
 def _check_slots(spark, options: TrainingOptions) -> None:
-    slots = spark.sparkContext.defaultParallelism
+    try:
+        slots = spark.sparkContext.defaultParallelism
+    except Exception as e:  # noqa: BLE001 - Spark Connect raises its own "not supported" errors here
+        raise RuntimeError("dlbridge.trainer needs a classic SparkSession with a SparkContext (the "
+                           "parameter server runs on the driver); Spark Connect sessions are not "
+                           "supported.") from e
     if options.numWorkers <= slots:
         return
     if options.mode == "sync":
@@ -122,22 +127,21 @@ def _setup(data: PreparedData, source: Any, model_args, options: TrainingOptions
 
 def _train(spark, data: PreparedData, model, objective, options: TrainingOptions, timeout: float,
            factory_module: str | None) -> TrainingResult:
+    model_json = models.config_json(model)
     store = WeightStore(model, objectives.make_optimizer(options), locked=options.mode != "hogwild")
     bind_host, host = _driver_address(spark)
     secret = new_secret()
     server = ParameterServer(store, secret, options.mode, options.numWorkers, bind_host, timeout)
-    spec = WorkerSpec(
-        fit_id=uuid.uuid4().hex, host=host, port=server.port, secret=secret, model_json=model.to_json(),
-        imports=(factory_module,) if factory_module else (), num_params=store.num_params,
-        input_dim=data.input_dim, label_dim=data.label.dim, task=objective.task, loss=objective.loss,
-        from_logits=objective.from_logits, sparse=objective.sparse, options=options, timeout=timeout)
-    logger.info("dlbridge trainer: %s mode, %d workers, loss %s, %d parameters, server %s:%d",
-                options.mode, options.numWorkers, objective.loss, store.num_params, host, server.port)
-    history: list[dict[str, Any]] = []
     try:
-        for epoch in range(1, options.epochs + 1):
-            history.append(_epoch(data, spec, server, epoch))
-            _log_epoch(history[-1], options)
+        spec = WorkerSpec(
+            fit_id=uuid.uuid4().hex, host=host, port=server.port, secret=secret, model_json=model_json,
+            imports=(factory_module,) if factory_module else (), num_params=store.num_params,
+            input_dim=data.input_dim, label_dim=data.label.dim, task=objective.task, loss=objective.loss,
+            from_logits=objective.from_logits, sparse=objective.sparse, options=options, timeout=timeout)
+        logger.info("dlbridge trainer: %s mode, %d workers, loss %s, %d parameters, server %s:%d",
+                    options.mode, options.numWorkers, objective.loss, store.num_params, host, server.port)
+        history = [_log_epoch(_epoch(data, spec, server, epoch), options)
+                   for epoch in range(1, options.epochs + 1)]
         stats = dict(server.stats)
     finally:
         server.close()
@@ -203,11 +207,12 @@ def _driver_address(spark) -> tuple[str, str]:
     return conf.get("spark.driver.bindAddress", host), host
 
 
-def _log_epoch(record: dict[str, Any], options: TrainingOptions) -> None:
+def _log_epoch(record: dict[str, Any], options: TrainingOptions) -> dict[str, Any]:
     level = logging.INFO if options.verbose else logging.DEBUG
     extra = "".join(f" - {k} {record[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in record)
     logger.log(level, "epoch %d/%d - loss %.4f%s - %.0f samples/s - %.1fs", record["epoch"], options.epochs,
                record["loss"], extra, record["samples_per_sec"], record["seconds"])
+    return record
 
 
 def _compile(model, objective, optimizer) -> None:

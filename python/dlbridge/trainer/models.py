@@ -101,6 +101,23 @@ def resolve_model(source: Any, input_dim: int, num_outputs: int | None,
     return model
 
 
+def config_json(model) -> str:
+    """The model's Keras JSON config, which workers rebuild it from.
+
+    Raises
+    ------
+    TypeError
+        If the model has no serialisable config (e.g. a subclassed model without ``get_config``).
+    """
+    try:
+        return model.to_json()
+    except (NotImplementedError, TypeError, ValueError) as e:
+        raise TypeError(
+            f"The model {model.name!r} cannot be serialised to a Keras config ({e}); executors rebuild "
+            "the model from it. Use a Sequential or Functional model, or implement get_config and "
+            "register custom classes with keras.saving.register_keras_serializable.") from e
+
+
 def is_builder(source: Any) -> bool:
     """Whether ``source`` is a ``build(input_dim, num_outputs)`` callable."""
     import keras

@@ -100,6 +100,9 @@ def choose_objective(label: LabelInfo, task: str, model, options: TrainingOption
     if label.dim and label.dim != outputs:
         raise ValueError(f"Label column {label.column!r} holds arrays of {label.dim} values but the "
                          f"model outputs {outputs}; make them match.")
+    if not label.dim and task == "regression" and outputs != 1:
+        raise ValueError(f"Label column {label.column!r} holds one value per row but the model outputs "
+                         f"{outputs}; a regression on a scalar label needs a single output unit.")
     return Objective(task=task, num_outputs=outputs, loss=loss, from_logits=from_logits)
 
 

@@ -58,7 +58,8 @@ class ParameterServer:
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
-        self._listener = socket.create_server((bind_host, 0))
+        family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        self._listener = socket.create_server((bind_host, 0), family=family)
         self._listener.setblocking(False)
         self.port = self._listener.getsockname()[1]
         self._wake_r, self._wake_w = socket.socketpair()

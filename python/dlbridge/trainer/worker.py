@@ -84,7 +84,7 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator
     attempt = context.attemptNumber() if context else 0
     runtime = runtime_for(spec)
     opts = spec.options
-    rng = np.random.default_rng([opts.seed, epoch, partition]) if opts.shuffle else None
+    rng = np.random.default_rng([opts.seed & 0xFFFFFFFF, epoch, partition]) if opts.shuffle else None
     stream = minibatches(batches, opts.batchSize, spec.input_dim, spec.label_dim, spec.sparse, rng)
     stats = _Stats(partition)
     with _connect(spec) as conn:
