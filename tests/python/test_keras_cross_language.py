@@ -1,0 +1,58 @@
+"""Keras pipelines across languages: saved by the Scala example app and loaded in PySpark, saved
+by PySpark and run by a Scala app; predictions agree to 1e-6."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.feature import VectorAssembler
+from pyspark.sql import functions as F
+
+from dlbridge.ml import KerasEstimator, KerasModel
+from keras_helpers import digits_csv, spark_submit
+
+
+def pixels_frame(spark):  # type: ignore[no-untyped-def]
+    raw = spark.read.option("inferSchema", "true").csv(digits_csv())
+    return raw.select([(F.col(c) / 16.0).alias(c) for c in raw.columns[:64]]
+                      + [F.col(raw.columns[64]).cast("double").alias("label")]).limit(300)
+
+
+def probabilities(df) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    out = df.select(F.monotonically_increasing_id().alias("row"), "label", "probability", "prediction").toPandas()
+    return out
+
+
+def assert_same_predictions(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert len(a) == len(b) == 300
+    pa = np.stack([v.toArray() for v in a["probability"]])
+    pb = np.stack([v.toArray() for v in b["probability"]])
+    np.testing.assert_allclose(pa, pb, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())
+
+
+def test_scala_saved_pipeline_predicts_the_same_in_pyspark(spark, tmp_path) -> None:
+    stdout = spark_submit("dlbridge.examples.DigitsExample", digits_csv(), str(tmp_path / "scala-pipeline"), "2")
+    assert "dlbridge digits (Scala): test accuracy" in stdout
+    data = pixels_frame(spark)
+    data.write.parquet(str(tmp_path / "input"))
+    spark_submit("dlbridge.examples.PipelineRunner", str(tmp_path / "scala-pipeline"),
+                 str(tmp_path / "input"), str(tmp_path / "scala-output"))
+    loaded = PipelineModel.load(str(tmp_path / "scala-pipeline"))
+    assert isinstance(loaded.stages[-1], KerasModel)
+    python_out = probabilities(loaded.transform(spark.read.parquet(str(tmp_path / "input"))))
+    scala_out = probabilities(spark.read.parquet(str(tmp_path / "scala-output")))
+    assert_same_predictions(python_out, scala_out)
+
+
+def test_pyspark_saved_pipeline_predicts_the_same_in_scala(spark, tmp_path) -> None:
+    data = pixels_frame(spark)
+    data.write.parquet(str(tmp_path / "input"))
+    data = spark.read.parquet(str(tmp_path / "input"))
+    estimator = KerasEstimator(hiddenLayers=[32], epochs=2, batchSize=32, seed=3, verbose=0)
+    model = Pipeline(stages=[VectorAssembler(inputCols=data.columns[:64], outputCol="features"), estimator]).fit(data)
+    model.write().overwrite().save(str(tmp_path / "python-pipeline"))
+    python_out = probabilities(model.transform(data))
+    spark_submit("dlbridge.examples.PipelineRunner", str(tmp_path / "python-pipeline"),
+                 str(tmp_path / "input"), str(tmp_path / "scala-output"))
+    assert_same_predictions(python_out, probabilities(spark.read.parquet(str(tmp_path / "scala-output"))))
