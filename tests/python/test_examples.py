@@ -1,0 +1,41 @@
+"""The examples run end to end: the Java app (spark-submit), the spark-shell script and the
+PySpark script each train on digits, evaluate, save, reload and predict. (The Scala app runs in
+test_keras_cross_language.py.) Two epochs keep them quick; accuracy is checked loosely here and
+strictly (>= 0.95 at 14 epochs) in the stage tests."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from conftest import REPO, dlbridge_jar
+from keras_helpers import digits_csv, examples_jar, run, spark_submit
+
+ACCURACY = re.compile(r"test accuracy (\d\.\d+), after save/load (\d\.\d+)")
+
+
+def check_accuracy(stdout: str, language: str) -> None:
+    line = next((l for l in stdout.splitlines() if f"dlbridge digits ({language})" in l), None)
+    assert line, f"no result line from the {language} example:\n{stdout[-2000:]}"
+    accuracy, reloaded = map(float, ACCURACY.search(line).groups())  # type: ignore[union-attr]
+    assert accuracy >= 0.8 and abs(accuracy - reloaded) < 1e-9, line
+
+
+def test_java_app(tmp_path) -> None:
+    stdout = spark_submit("dlbridge.examples.JavaDigitsExample", digits_csv(), str(tmp_path / "p"), "2")
+    check_accuracy(stdout, "Java")
+
+
+def test_spark_shell_script(tmp_path) -> None:
+    stdout = run([
+        os.path.join(os.environ["SPARK_HOME"], "bin", "spark-shell"), "--master", "local[2]",
+        "--conf", "spark.ui.enabled=false", "--jars", f"{dlbridge_jar()},{examples_jar()}",
+        "--conf", f"spark.driver.args={digits_csv()} {tmp_path / 'p'} 2",
+        "-I", os.path.join(REPO, "examples", "spark-shell", "digits.scala"),
+    ])
+    check_accuracy(stdout, "spark-shell")
+
+
+def test_pyspark_script(tmp_path) -> None:
+    stdout = run([sys.executable, os.path.join(REPO, "examples", "python", "digits.py"), str(tmp_path / "p"), "2"])
+    check_accuracy(stdout, "PySpark")
