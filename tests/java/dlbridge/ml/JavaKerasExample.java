@@ -1,0 +1,29 @@
+package dlbridge.ml;
+
+import org.apache.spark.ml.evaluation.MulticlassClassificationEvaluator;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+
+/** KerasEstimator from Java: chained setters, fit, transform, evaluate, summary. */
+public final class JavaKerasExample {
+  private JavaKerasExample() {}
+
+  /** Trains a small MLP for {@code epochs} and returns its test accuracy. */
+  public static double trainAndEvaluate(Dataset<Row> train, Dataset<Row> test, int epochs) {
+    KerasModel model = new KerasEstimator()
+        .setFeaturesCol("features")
+        .setLabelCol("label")
+        .setHiddenLayers(new int[] {32})
+        .setOptimizer("adam")
+        .setOptimizerOptions("{\"learning_rate\": 0.01}")
+        .setEpochs(epochs)
+        .setBatchSize(32)
+        .setMode("async")
+        .setSeed(1)
+        .fit(train);
+    if (model.summary().epochs() != epochs) {
+      throw new IllegalStateException("summary has " + model.summary().epochs() + " epochs");
+    }
+    return new MulticlassClassificationEvaluator().setMetricName("accuracy").evaluate(model.transform(test));
+  }
+}
