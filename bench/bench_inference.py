@@ -1,0 +1,245 @@
+"""Inference benchmark: dlbridge's Keras UDF vs Spark's predict_batch_udf vs raw Keras, rows/s.
+
+Run with ``dev/bench inference [--rows N ...]``. A 784-256-256-10 softmax MLP
+(random weights, seeded) predicts over ``--rows`` rows on ``local[2]``; every
+Spark figure is end to end with the ``noop`` writer consuming every output row:
+
+* (a) ``dlbridge.inference.build_keras_udf`` on ``array<float>`` input, and on
+  an ML ``Vector`` column converted with ``vector_to_array(col, "float32")``;
+* (b) ``pyspark.ml.functions.predict_batch_udf`` in the documented form
+  (``predict`` calls ``model.predict(x)``);
+* (c) ``predict_batch_udf`` calling the model directly (``model(x, training=False)``);
+* (d) raw Keras in this process on the same numpy rows (``model.predict`` and a
+  ``tf.function`` forward pass over 1024-row slices; the better one is the reference);
+* the Scala ``KerasModel.transform`` path, once ``dlbridge.ml.KerasModel`` exists.
+
+The input rows are ``--distinct`` random rows repeated: ``range(rows)`` joined
+with a broadcast table of the distinct rows, so producing them costs the JVM
+little (the "source only" line measures it) and nothing is cached. The Spark
+paths are interleaved round by round so all see the same machine load; they
+share the Python workers, so every TensorFlow path runs with the thread sizing
+dlbridge sets in that worker (1 intra-op thread per task on local[2]).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from typing import Any, Callable
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+FEATURES = 784
+
+
+def build_model(seed: int) -> Any:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((FEATURES,)),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ], name="bench_mlp")
+
+
+def input_frames(spark: SparkSession, x: np.ndarray, rows: int, partitions: int) -> tuple[DataFrame, DataFrame]:
+    """(array<float> frame, ML Vector frame) of ``rows`` rows cycling through the rows of ``x``."""
+    from pyspark.ml.linalg import Vectors
+
+    distinct = len(x)
+    arrays = spark.createDataFrame([(i, r.tolist()) for i, r in enumerate(x)], "k long, features array<float>")
+    vectors = spark.createDataFrame([(i, Vectors.dense(r.tolist())) for i, r in enumerate(x)], ["k", "features"])
+    ids = spark.range(0, rows, 1, partitions).select(F.col("id"), (F.col("id") % distinct).alias("k"))
+    return (ids.join(F.broadcast(arrays), "k").drop("k"), ids.join(F.broadcast(vectors), "k").drop("k"))
+
+
+def noop_rows_per_s(df: DataFrame, rows: int) -> float:
+    start = time.perf_counter()
+    df.write.format("noop").mode("overwrite").save()
+    return rows / (time.perf_counter() - start)
+
+
+def dlbridge_udf(model_bytes: bytes, batch_size: int, threads: int | None) -> Any:
+    from dlbridge.inference import build_keras_udf
+
+    return build_keras_udf(model_bytes, task="classification", batch_size=batch_size,
+                           outputs=("prediction", "probability"), intra_op_threads=threads)
+
+
+def predict_batch_udfs(model_path: str, batch_size: int, threads: int | None) -> dict[str, Any]:
+    """Spark's predict_batch_udf, documented form (model.predict) and direct-call form."""
+    from pyspark.ml.functions import predict_batch_udf
+    from pyspark.sql.types import ArrayType, FloatType
+
+    def make(direct: bool) -> Callable[[], Callable[[np.ndarray], np.ndarray]]:
+        def make_predict_fn():
+            import keras
+            import tensorflow as tf
+
+            try:  # same policy as dlbridge's worker (no-op if TF already started in this worker)
+                tf.config.threading.set_intra_op_parallelism_threads(threads or 1)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                pass
+            model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+            if direct:
+                return lambda x: model(x, training=False).numpy()
+            return lambda x: model.predict(x, verbose=0)
+        return make_predict_fn
+
+    common = dict(return_type=ArrayType(FloatType()), batch_size=batch_size, input_tensor_shapes=[[FEATURES]])
+    return {"documented": predict_batch_udf(make(False), **common),
+            "direct": predict_batch_udf(make(True), **common)}
+
+
+def raw_keras_rows_per_s(model: Any, x: np.ndarray, batch_size: int) -> dict[str, float]:
+    """Raw Keras in this process over ``x``: model.predict, and a tf.function forward pass."""
+    import tensorflow as tf
+
+    step = tf.function(lambda b: model(b, training=False),
+                       input_signature=[tf.TensorSpec([None, FEATURES], tf.float32)])
+    step(x[:batch_size])
+    model.predict(x[:batch_size], batch_size=batch_size, verbose=0)
+    start = time.perf_counter()
+    model.predict(x, batch_size=batch_size, verbose=0)
+    predict = len(x) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(0, len(x), batch_size):
+        step(x[i:i + batch_size]).numpy()
+    direct = len(x) / (time.perf_counter() - start)
+    return {"model.predict": predict, "tf.function forward": direct}
+
+
+# ----------------------------------------------------------------------------------------
+# SLOT for the Scala KerasModel.transform path (to be filled in by the Scala stage's owner).
+# ----------------------------------------------------------------------------------------
+def scala_keras_model_rows_per_s(spark: SparkSession, df: DataFrame, model_path: str, rows: int,
+                                 batch_size: int) -> float:
+    """rows/s of the JVM ``dlbridge.ml.KerasModel.transform`` over ``df`` (noop sink).
+
+    TODO(Scala stage owner): build the JVM KerasModel from ``model_path`` (e.g. its
+    ``load``-style factory from a .keras file), set featuresCol="features",
+    inferenceBatchSize=batch_size, call ``transform(df._jdf)`` and time
+    ``out.write().format("noop").mode("overwrite").save()`` as in bench_bridge.py.
+    """
+    raise NotImplementedError("scala_keras_model_rows_per_s: the Scala KerasModel path is not wired yet")
+
+
+def jvm_class_available(spark: SparkSession, name: str) -> bool:
+    try:
+        spark._jvm.java.lang.Class.forName(name)  # type: ignore[union-attr]
+        return True
+    except Exception:  # py4j wraps ClassNotFoundException in Py4JJavaError
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--raw-rows", type=int, default=200_000, help="rows for the in-process raw Keras run")
+    parser.add_argument("--distinct", type=int, default=4096)
+    parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--arrow-batch", type=int, default=10_000, help="spark.sql.execution.arrow.maxRecordsPerBatch")
+    parser.add_argument("--batch-size", type=int, default=1024, help="inference batch size (all paths)")
+    parser.add_argument("--threads", type=int, default=None, help="TF intra-op threads per worker (default: task cpus)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--skip", default="", help="comma-separated path names to skip, e.g. 'documented vector'")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+
+    import dlbridge
+
+    builder = (SparkSession.builder.master("local[2]").appName("dlbridge-bench-inference")
+               .config("spark.ui.enabled", "false").config("spark.python.worker.reuse", "true")
+               .config("spark.driver.memory", "4g")
+               .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.arrow_batch)))
+    try:
+        builder = builder.config("spark.jars", dlbridge.jar_path())
+    except FileNotFoundError:
+        pass
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+
+    x = np.random.default_rng(0).random((args.distinct, FEATURES), dtype=np.float32)
+    model = build_model(seed=0)
+    model_path = os.path.join(tempfile.mkdtemp(prefix="dlbridge-bench-"), "mlp.keras")
+    model.save(model_path)
+    with open(model_path, "rb") as f:
+        model_bytes = f.read()
+    print(f"model: 784-256-256-10 MLP, {model.count_params():,} params, .keras {len(model_bytes):,} bytes; "
+          f"rows {args.rows:,}; arrow batch {args.arrow_batch}; inference batch {args.batch_size}; "
+          f"partitions {args.partitions}; TF intra-op threads {args.threads or 'task cpus (1)'}", flush=True)
+
+    arrays, vectors = input_frames(spark, x, args.rows, args.partitions)
+    from pyspark.ml.functions import vector_to_array
+
+    ours = dlbridge_udf(model_bytes, args.batch_size, args.threads)
+    pbu = predict_batch_udfs(model_path, args.batch_size, args.threads)
+    as_array = vector_to_array("features", "float32")
+    paths: dict[str, DataFrame] = {
+        "source only (array)": arrays,
+        "source only (vector->array)": vectors.withColumn("features", as_array),
+        "dlbridge (array)": arrays.withColumn("out", ours("features")),
+        "dlbridge (vector)": vectors.withColumn("out", ours(as_array)),
+        "predict_batch_udf direct (array)": arrays.withColumn("out", pbu["direct"]("features")),
+        "predict_batch_udf direct (vector)": vectors.withColumn("out", pbu["direct"](as_array)),
+        "predict_batch_udf documented (array)": arrays.withColumn("out", pbu["documented"]("features")),
+        "predict_batch_udf documented (vector)": vectors.withColumn("out", pbu["documented"](as_array)),
+    }
+    paths = {k: v for k, v in paths.items() if not any(s in k for s in skip)}
+    # Warm-up on every partition, so each Python worker has started, set TF's threads (dlbridge's
+    # UDF runs first) and loaded every model before anything is timed.
+    warm, _ = input_frames(spark, x, 20_000 * args.partitions, args.partitions)
+    for udf in (ours, pbu["direct"], pbu["documented"]):
+        warm.withColumn("out", udf("features")).write.format("noop").mode("overwrite").save()
+    results: dict[str, list[float]] = {name: [] for name in paths}
+    for r in range(args.rounds):
+        for name, df in paths.items():
+            results[name].append(noop_rows_per_s(df, args.rows))
+            print(f"  round {r + 1}: {name:40s} {results[name][-1]:>10,.0f} rows/s", flush=True)
+    scala = None
+    if jvm_class_available(spark, "dlbridge.ml.KerasModel"):
+        try:
+            scala = scala_keras_model_rows_per_s(spark, arrays, model_path, args.rows, args.batch_size)
+        except NotImplementedError as e:
+            print(f"  Scala KerasModel.transform: skipped ({e})")
+    else:
+        print("  Scala KerasModel.transform: skipped (JVM class dlbridge.ml.KerasModel not on the classpath yet)")
+    spark.stop()
+
+    raw_x = np.resize(x, (args.raw_rows, FEATURES))  # the same distinct rows, cycled
+    raw = raw_keras_rows_per_s(model, raw_x, args.batch_size)
+    report(results, raw, scala, args.rounds)
+
+
+def report(results: dict[str, list[float]], raw: dict[str, float], scala: float | None, rounds: int) -> None:
+    med = {name: statistics.median(v) for name, v in results.items()}
+    print(f"\nrows/s (median of {rounds} round(s)):")
+    for name, value in med.items():
+        print(f"  {name:40s} {value:>10,.0f}")
+    for name, value in raw.items():
+        print(f"  raw Keras, one process, {name:16s} {value:>10,.0f}")
+    if scala is not None:
+        print(f"  Scala KerasModel.transform (array)       {scala:>10,.0f}")
+    raw_best = max(raw.values())
+    for form in ("array", "vector"):
+        ours = med.get(f"dlbridge ({form})")
+        pbus = [v for k, v in med.items() if k.startswith("predict_batch_udf") and k.endswith(f"({form})")]
+        if ours is None:
+            continue
+        line = f"  {form:6s}: dlbridge / raw Keras = {ours / raw_best:.2f} (target >= 0.6)"
+        if pbus:
+            line += f"; dlbridge / best predict_batch_udf = {ours / max(pbus):.2f} (target >= 1.5)"
+        print(line)
+    if scala is not None and "dlbridge (array)" in med:
+        print(f"  Scala / PySpark = {scala / med['dlbridge (array)']:.3f} (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()

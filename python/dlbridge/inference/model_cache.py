@@ -1,0 +1,214 @@
+"""Per-process model cache: safe loading from bytes, TensorFlow thread sizing, compiled forward pass."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+logger = logging.getLogger("dlbridge.inference")
+
+_PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+@dataclass
+class Loaded:
+    """A cached model with its compiled forward pass."""
+
+    model: Any
+    forward: Callable[[np.ndarray], np.ndarray]
+    input_shape: tuple[int | None, ...]
+    num_outputs: int
+    outputs_probabilities: bool
+
+
+_CACHE: dict[str, Loaded] = {}
+_LOCK = threading.Lock()
+_STATE = {"loads": 0, "intra_op_threads": None}
+
+
+def cache_info() -> dict[str, Any]:
+    """This process's model cache, for tests and diagnostics.
+
+    Returns
+    -------
+    dict
+        ``{"loads": int, "models": [sha256, ...], "intra_op_threads": int or None, "pid": int}``:
+        how many times a model was deserialized in this process, the digests cached,
+        and the intra-op thread count set for TensorFlow (None if not set here).
+    """
+    with _LOCK:
+        return {"loads": _STATE["loads"], "models": sorted(_CACHE), "pid": os.getpid(),
+                "intra_op_threads": _STATE["intra_op_threads"]}
+
+
+def load_model_bytes(model_bytes: bytes) -> Any:
+    """Deserialize a ``.keras`` archive from bytes with ``safe_mode=True`` (uncached).
+
+    Parameters
+    ----------
+    model_bytes : bytes
+        Contents of a Keras v3 ``.keras`` file (``model.save("m.keras")``).
+
+    Returns
+    -------
+    keras.Model
+        The model, not compiled.
+
+    Raises
+    ------
+    TypeError
+        If ``model_bytes`` is not bytes.
+    ValueError
+        If the bytes are not a loadable ``.keras`` archive, or the archive needs
+        code execution to load (e.g. a ``Lambda`` layer), which is refused.
+    """
+    if not isinstance(model_bytes, (bytes, bytearray, memoryview)):
+        raise TypeError(f"model_bytes must be the bytes of a .keras file. Received: {type(model_bytes).__name__}")
+    import keras
+
+    fd, path = tempfile.mkstemp(prefix="dlbridge-model-", suffix=".keras")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(model_bytes)
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as e:
+        if "safe_mode" in str(e) or "Lambda" in str(e):
+            raise ValueError(
+                "The model cannot be loaded safely: it needs Python code from the file to be executed "
+                f"(safe_mode=True refused it: {e}). dlbridge never loads models with safe_mode=False; "
+                "replace Lambda layers by registered custom layers (keras.saving.register_keras_serializable) "
+                "importable on the executors, or by built-in layers."
+            ) from e
+        raise ValueError(
+            f"The model bytes ({len(model_bytes)} bytes) are not a loadable Keras v3 .keras archive: {e}. "
+            "Pass the contents of a file written by model.save('model.keras')."
+        ) from e
+    except (OSError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"The model bytes ({len(model_bytes)} bytes) could not be loaded as a .keras archive: "
+            f"{type(e).__name__}: {e}. Pass the contents of a file written by model.save('model.keras')."
+        ) from e
+    finally:
+        os.remove(path)
+
+
+def describe_model(model_bytes: bytes) -> dict[str, Any]:
+    """Input and output sizes of a ``.keras`` model, without the batch dimension.
+
+    Parameters
+    ----------
+    model_bytes : bytes
+        Contents of a Keras v3 ``.keras`` file. Loaded with ``safe_mode=True``
+        from a temporary file that is removed afterwards.
+
+    Returns
+    -------
+    dict
+        ``{"inputShape": [...], "outputShape": [...], "numInputs": int, "numOutputs": int}``;
+        a dimension the model leaves open is ``None``, and so is the matching count.
+
+    Raises
+    ------
+    ValueError
+        If the bytes cannot be loaded safely, or the model has several inputs or outputs.
+
+    Examples
+    --------
+    >>> import io, keras, tempfile, os
+    >>> m = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.keras"); m.save(path)
+    >>> describe_model(open(path, "rb").read())
+    {'inputShape': [784], 'outputShape': [10], 'numInputs': 784, 'numOutputs': 10}
+    """
+    model = load_model_bytes(model_bytes)
+    in_shape, out_shape = _io_shapes(model)
+    return {"inputShape": list(in_shape), "outputShape": list(out_shape),
+            "numInputs": size(in_shape), "numOutputs": size(out_shape)}
+
+
+def cached(model_bytes: bytes, digest: str, threads: int | None) -> Loaded:
+    """The model for ``digest``, loaded at most once per process (thread-safe)."""
+    with _LOCK:
+        loaded = _CACHE.get(digest)
+        if loaded is None:
+            _set_threads(threads)
+            start = time.perf_counter()
+            loaded = _prepare(load_model_bytes(model_bytes))
+            _CACHE[digest] = loaded
+            _STATE["loads"] += 1
+            logger.info("loaded Keras model %s (%d bytes) in pid %d in %.2f s; intra-op threads %s",
+                        digest[:12], len(model_bytes), os.getpid(), time.perf_counter() - start,
+                        _STATE["intra_op_threads"])
+        return loaded
+
+
+def _set_threads(threads: int | None) -> None:
+    """Size TensorFlow's thread pools once per process, before its runtime starts."""
+    if _STATE["intra_op_threads"] is not None:
+        return
+    import tensorflow as tf
+
+    if threads is None:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        threads = max(1, int(ctx.cpus())) if ctx is not None else (os.cpu_count() or 1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        _STATE["intra_op_threads"] = threads
+    except RuntimeError as e:  # TensorFlow already ran an op in this process
+        logger.info("TensorFlow threads already fixed in pid %d (%s); keeping them", os.getpid(), e)
+        _STATE["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+
+
+def _prepare(model: Any) -> Loaded:
+    import tensorflow as tf
+
+    in_shape, out_shape = _io_shapes(model)
+    num_outputs = size(out_shape)
+    if num_outputs is None:
+        raise ValueError(f"The model's output shape {list(out_shape)} is not fully known; "
+                         "dlbridge needs a fixed number of outputs per row.")
+    spec = tf.TensorSpec([None, *in_shape], tf.float32)
+    step = tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return step(x).numpy()
+
+    return Loaded(model, forward, tuple(in_shape), num_outputs, _ends_in_probabilities(model))
+
+
+def _io_shapes(model: Any) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+    inputs, outputs = list(model.inputs or []), list(model.outputs or [])
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(f"dlbridge runs models with one input and one output tensor. Received a model "
+                         f"with {len(inputs)} inputs and {len(outputs)} outputs; wrap it in a model that "
+                         "concatenates its inputs or selects one output.")
+    return tuple(inputs[0].shape[1:]), tuple(outputs[0].shape[1:])
+
+
+def _ends_in_probabilities(model: Any) -> bool:
+    """Whether the output layer already applies softmax or sigmoid (else: logits)."""
+    layer = model.layers[-1] if model.layers else None
+    if type(layer).__name__ == "Softmax":
+        return True
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", "") in _PROBABILITY_ACTIVATIONS
+
+
+def model_digest(model_bytes: bytes) -> str:
+    """The cache key of a model: the sha256 hex digest of its bytes."""
+    return hashlib.sha256(model_bytes).hexdigest()
+
+
+def size(shape: Sequence[int | None]) -> int | None:
+    return None if any(d is None for d in shape) else int(math.prod(shape))
