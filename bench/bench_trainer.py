@@ -68,19 +68,21 @@ def single_process(x, y, x_test, y_test, epochs: int, batch: int) -> dict:
             "steady_samples_per_sec": epochs * len(x) / seconds, "accuracy": _accuracy(model, x_test, y_test)}
 
 
-def trainer_run(df, mode: str, x_test, y_test, epochs: int, batch: int) -> dict:
-    """One parameter-server fit; steady state excludes epoch 1 (worker TensorFlow start-up)."""
+def trainer_run(df, variant: str, x_test, y_test, epochs: int, batch: int) -> dict:
+    """One parameter-server fit (``mode`` or ``mode:stepsPerSync``); steady state excludes epoch 1."""
     from dlbridge.trainer import TrainingOptions, fit
 
+    mode, _, steps = variant.partition(":")
     opts = TrainingOptions(mode=mode, epochs=epochs, batchSize=batch, numWorkers=2, optimizer="adam",
-                           optimizerOptions='{"learning_rate": 0.001}', shuffle=True)
+                           optimizerOptions='{"learning_rate": 0.001}', shuffle=True, stepsPerSync=int(steps or 1))
     started = time.perf_counter()
     result = fit(df, "features", "label", student(), opts)
     seconds = time.perf_counter() - started
     later = result.history[1:] or result.history
     steady = sum(h["samples"] for h in later) / sum(h["seconds"] for h in later)
     samples = sum(h["samples"] for h in result.history)
-    return {"what": f"dlbridge {mode}, 2 workers", "seconds": seconds, "samples_per_sec": samples / seconds,
+    label = f"dlbridge {mode}, 2 workers" + (f", stepsPerSync={steps}" if steps else "")
+    return {"what": label, "seconds": seconds, "samples_per_sec": samples / seconds,
             "steady_samples_per_sec": steady, "accuracy": _accuracy(result.model, x_test, y_test)}
 
 
@@ -124,7 +126,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--modes", default="hogwild,async,sync")
+    parser.add_argument("--modes", default="hogwild,async,sync,hogwild:4",
+                        help="comma-separated modes, each optionally :stepsPerSync")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     x_all, y_all = teacher_data(args.rows + 10_000)

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from contextlib import nullcontext
 from typing import ContextManager
 
 import numpy as np
+
+logger = logging.getLogger("dlbridge.trainer")
 
 
 class WeightStore:
@@ -40,11 +43,15 @@ class WeightStore:
         optimizer.build(self.variables)
         spec = [tf.TensorSpec([self.num_params], tf.float32)]
         self._read_fn = tf.function(self._read_graph)
-        self._grad_fn = tf.function(self._apply_graph, input_signature=spec)
+        # XLA fuses the optimizer update (about 2x faster for Adam on CPU); optimizers or ops
+        # XLA cannot compile fall back to the plain graph on first use.
+        self._grad_fn = tf.function(self._apply_graph, input_signature=spec, jit_compile=True)
+        self._grad_plain = tf.function(self._apply_graph, input_signature=spec)
         self._delta_fn = tf.function(self._delta_graph, input_signature=spec)
         # Trace once up front so that concurrent first calls never race in tracing.
         self._read_fn.get_concrete_function()
         self._grad_fn.get_concrete_function()
+        self._grad_plain.get_concrete_function()
         self._delta_fn.get_concrete_function()
 
     def read(self) -> tuple[int, np.ndarray]:
@@ -55,8 +62,24 @@ class WeightStore:
     def apply(self, values: np.ndarray, delta: bool = False) -> None:
         """Apply a flat gradient through the optimizer, or add a flat weight delta."""
         with self._lock:
-            (self._delta_fn if delta else self._grad_fn)(values)
+            if delta:
+                self._delta_fn(values)
+            else:
+                self._apply_gradient(values)
             self.version = next(self._versions)
+
+    def _apply_gradient(self, values: np.ndarray) -> None:
+        import tensorflow as tf
+
+        try:
+            self._grad_fn(values)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+            if self._grad_fn is self._grad_plain:
+                raise
+            logger.info("XLA cannot compile the %s update (%s); using the plain graph",
+                        type(self.optimizer).__name__, str(e).splitlines()[0])
+            self._grad_fn = self._grad_plain
+            self._grad_plain(values)
 
     def _split(self, flat):
         import tensorflow as tf
