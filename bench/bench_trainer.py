@@ -132,10 +132,18 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     x_all, y_all = teacher_data(args.rows + 10_000)
     x, y, x_test, y_test = x_all[: args.rows], y_all[: args.rows], x_all[args.rows:], y_all[args.rows:]
-    logger.info("round trips: %s", round_trips())
-    reference = single_process(x, y, x_test, y_test, args.epochs, args.batch)
-    results = [reference] + _trainer_runs(x, y, x_test, y_test, args)
-    _report(results, reference)
+    trips = round_trips()
+    logger.info("round trips: %s", trips)
+    before = single_process(x, y, x_test, y_test, args.epochs, args.batch)
+    runs = _trainer_runs(x, y, x_test, y_test, args)
+    after = single_process(x, y, x_test, y_test, args.epochs, args.batch)
+    reference = dict(before, what="single-process model.fit (mean of before and after)",
+                     samples_per_sec=(before["samples_per_sec"] + after["samples_per_sec"]) / 2)
+    reference["steady_samples_per_sec"] = reference["samples_per_sec"]
+    print(f"round trips/s, {trips['params']:,} parameters: pull+push {trips['pull_then_push_per_sec']:.0f}, "
+          f"push returning weights {trips['push_returning_weights_per_sec']:.0f}")
+    print(f"model.fit before: {before['samples_per_sec']:,.0f} samples/s, after: {after['samples_per_sec']:,.0f}")
+    _report([reference] + runs, reference)
 
 
 def _trainer_runs(x, y, x_test, y_test, args) -> list[dict]:
@@ -149,6 +157,10 @@ def _trainer_runs(x, y, x_test, y_test, args) -> list[dict]:
             path = os.path.join(tmp, "train.parquet")
             write_parquet(x, y, path)
             df = spark.read.parquet(path)
+            started = time.perf_counter()
+            trainer_run(df.limit(2_000), "hogwild", x_test, y_test, 1, args.batch)  # start Python workers
+            print(f"warm-up fit (fresh session: Python workers import TensorFlow): "
+                  f"{time.perf_counter() - started:.1f} s")
             return [trainer_run(df, mode, x_test, y_test, args.epochs, args.batch)
                     for mode in args.modes.split(",")]
     finally:

@@ -1,9 +1,22 @@
 """TensorFlow parameter-server training of Keras models on Spark DataFrames.
 
-A parameter server on the driver holds the weights and the optimizer; Spark
-tasks stream their partition, compute gradients with ``tf.GradientTape`` and
-exchange them over an authenticated binary protocol. Importing this package
-starts nothing and does not import TensorFlow.
+A parameter server on the driver (one per :func:`fit`, own port, own 256-bit
+secret) holds the trainable weights and the optimizer. Each epoch is one Spark
+job over the cached, repartitioned input: every task streams its partition in
+Arrow batches, computes gradients with ``tf.GradientTape`` and exchanges them
+with the server over an HMAC-authenticated binary protocol (raw float32, JSON
+for control, nothing unpickled).
+
+Modes: ``hogwild`` applies pushes concurrently without a lock; ``async``
+serialises them under a lock; ``sync`` runs a barrier stage in which every
+step applies the sample-weighted mean of all workers' pushes. A worker whose
+partition runs out declares itself done, so partitions may differ in size.
+
+Known limits: non-trainable weights (e.g. BatchNorm statistics) stay at their
+initial values on the server; shuffling is within windows of one Arrow batch
+(``spark.sql.execution.arrow.maxRecordsPerBatch`` rows); a retried ``sync``
+epoch restarts on the weights reached so far. Importing this package starts
+nothing and does not import TensorFlow.
 
 >>> from dlbridge.trainer import TrainingOptions
 >>> TrainingOptions(mode="sync", epochs=2).validate().mode

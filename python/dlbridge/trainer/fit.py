@@ -165,12 +165,21 @@ def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch:
     record = {"epoch": epoch, "loss": sum(r["loss_sum"] for r in rows) / max(samples, 1),
               "samples": samples, "seconds": seconds, "samples_per_sec": samples / seconds}
     if data.validation is not None:
-        rows = _run_job(data.validation.mapInArrow(evaluate_function(spec), STATS_SCHEMA), server, epoch)
-        n = max(sum(r["samples"] for r in rows), 1)
-        record["val_loss"] = sum(r["loss_sum"] for r in rows) / n
-        if spec.task == "classification":
-            record["val_accuracy"] = sum(r["correct"] for r in rows) / n
+        record.update(_validate(data, spec, server, epoch))
     return record
+
+
+def _validate(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int) -> dict[str, float]:
+    rows = _run_job(data.validation.mapInArrow(evaluate_function(spec), STATS_SCHEMA), server, epoch)
+    n = sum(r["samples"] for r in rows)
+    if n == 0:
+        logger.warning("validationFraction=%s left no validation rows; no val_loss reported",
+                       spec.options.validationFraction)
+        return {}
+    metrics = {"val_loss": sum(r["loss_sum"] for r in rows) / n}
+    if spec.task == "classification":
+        metrics["val_accuracy"] = sum(r["correct"] for r in rows) / n
+    return metrics
 
 
 def _run_job(frame, server: ParameterServer, epoch: int) -> list:

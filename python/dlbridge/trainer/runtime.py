@@ -10,15 +10,17 @@ import numpy as np
 
 logger = logging.getLogger("dlbridge.trainer")
 _CACHE: dict[str, "ModelRuntime"] = {}
+CACHED_FITS = 2  # runtimes kept per Python worker (two fits may interleave their tasks)
 
 
 def runtime_for(spec: Any) -> "ModelRuntime":
-    """The cached runtime of this fit, built on first use; other fits' runtimes are dropped."""
-    runtime = _CACHE.get(spec.fit_id)
+    """The cached runtime of this fit, built on first use; the least recently used beyond 2 is dropped."""
+    runtime = _CACHE.pop(spec.fit_id, None)
     if runtime is None:
-        _CACHE.clear()
         runtime = ModelRuntime(spec)
-        _CACHE[spec.fit_id] = runtime
+        while len(_CACHE) >= CACHED_FITS:
+            _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[spec.fit_id] = runtime
     return runtime
 
 
