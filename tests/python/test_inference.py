@@ -73,6 +73,17 @@ def test_classifier_matches_keras(spark, digits, classifier, element) -> None:
     np.testing.assert_array_equal([r.prediction for r in out], expected.argmax(axis=1))
 
 
+def test_binary_float32_rows(spark, digits, classifier) -> None:
+    x, _ = digits
+    model, data = classifier
+    df = spark.createDataFrame([(i, r.astype("<f4").tobytes()) for i, r in enumerate(x)], "id long, features binary")
+    out = run(df, build_keras_udf(data, task="classification"), "features")
+    np.testing.assert_allclose([r.probability for r in out], direct(model, x), rtol=0, atol=ATOL)
+    short = spark.createDataFrame([(0, b"\0" * 252)], "id long, features binary")
+    with pytest.raises(Exception, match=r"must hold 64 float32 values \(256 bytes\).*holds 252 bytes"):
+        run(short, build_keras_udf(data, task="classification"), "features")
+
+
 def test_several_numeric_columns(spark) -> None:
     model = mlp(5, 3, "softmax")
     x = np.random.default_rng(1).normal(size=(100, 5)).astype(np.float32)
