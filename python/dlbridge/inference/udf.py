@@ -54,8 +54,9 @@ def build_keras_udf(
         Fields of the result struct. Defaults to `("prediction", "probability")`.
     num_input_cols : int
         With `1` (the default), one ``array<float>`` or ``array<double>`` column
-        holds each row's features; with more, each of that many numeric columns
-        holds one feature, concatenated in order.
+        holds each row's features (or one ``binary`` column of packed little-endian
+        float32 values, ``4 * features`` bytes a row); with more, each of that many
+        numeric columns holds one feature, concatenated in order.
     input_cols : list of str, optional
         Names of the input columns, used in error messages only. Defaults to `None`.
     intra_op_threads : int, optional
