@@ -137,19 +137,31 @@ def raw_keras_rows_per_s(model: Any, x: np.ndarray, batch_size: int) -> dict[str
     return {"model.predict": predict, "tf.function forward": direct}
 
 
-# ----------------------------------------------------------------------------------------
-# SLOT for the Scala KerasModel.transform path (to be filled in by the Scala stage's owner).
-# ----------------------------------------------------------------------------------------
-def scala_keras_model_rows_per_s(spark: SparkSession, df: DataFrame, model_path: str, rows: int,
-                                 batch_size: int) -> float:
-    """rows/s of the JVM ``dlbridge.ml.KerasModel.transform`` over ``df`` (noop sink).
+def keras_model_stage_rows_per_s(spark: SparkSession, df: DataFrame, model_path: str, rows: int,
+                                  batch_size: int, rounds: int) -> dict[str, float]:
+    """rows/s of ``KerasModel.transform`` (noop sink), median over ``rounds`` interleaved rounds:
 
-    TODO(Scala stage owner): build the JVM KerasModel from ``model_path`` (e.g. its
-    ``load``-style factory from a .keras file), set featuresCol="features",
-    inferenceBatchSize=batch_size, call ``transform(df._jdf)`` and time
-    ``out.write().format("noop").mode("overwrite").save()`` as in bench_bridge.py.
+    * ``scala``: the JVM ``dlbridge.ml.KerasModel``, built and applied by JVM code, its Python
+      backend being the companion process a JVM application starts;
+    * ``pyspark``: the PySpark wrapper ``dlbridge.ml.KerasModel`` (in-process backend).
+
+    Both add prediction (double) and probability (Vector), as a user gets by default.
     """
-    raise NotImplementedError("scala_keras_model_rows_per_s: the Scala KerasModel path is not wired yet")
+    from dlbridge.ml import KerasModel
+
+    jmodel = spark._jvm.dlbridge.ml.KerasModel.fromFile(model_path)  # starts the companion
+    jmodel = jmodel.setInferenceBatchSize(batch_size)
+    pymodel = KerasModel.fromFile(model_path).setInferenceBatchSize(batch_size)  # registers in-process
+    timings: dict[str, list[float]] = {"scala": [], "pyspark": []}
+    for _ in range(rounds + 1):  # the first round warms both up and is dropped
+        for name in ("scala", "pyspark"):
+            start = time.perf_counter()
+            if name == "scala":
+                jmodel.transform(df._jdf).write().format("noop").mode("overwrite").save()
+            else:
+                pymodel.transform(df).write.format("noop").mode("overwrite").save()
+            timings[name].append(rows / (time.perf_counter() - start))
+    return {name: statistics.median(values[1:]) for name, values in timings.items()}
 
 
 def jvm_class_available(spark: SparkSession, name: str) -> bool:
@@ -232,28 +244,29 @@ def main() -> None:
             if name == "dlbridge (array)":  # raw Keras in the middle of the round, while Spark is idle
                 raws.append(raw_keras_rows_per_s(model, raw_x, args.batch_size))
                 print(f"  round {r + 1}: raw Keras {raws[-1]}", flush=True)
-    scala = None
+    stages = None
     if jvm_class_available(spark, "dlbridge.ml.KerasModel"):
-        try:
-            scala = scala_keras_model_rows_per_s(spark, arrays, model_path, args.rows, args.batch_size)
-        except NotImplementedError as e:
-            print(f"  Scala KerasModel.transform: skipped ({e})")
+        vector_input = vectors.select("features")
+        stages = keras_model_stage_rows_per_s(spark, vector_input, model_path, args.rows, args.batch_size, args.rounds)
+        print(f"  KerasModel.transform (vector in, prediction + probability out): {stages}", flush=True)
     else:
-        print("  Scala KerasModel.transform: skipped (JVM class dlbridge.ml.KerasModel not on the classpath yet)")
+        print("  KerasModel.transform: skipped (dlbridge.ml.KerasModel not on the classpath: run dev/build)")
     spark.stop()
     raw = {k: statistics.median(r[k] for r in raws) for k in raws[0]} if raws else {}
-    report(results, raw, scala, args.rounds)
+    report(results, raw, stages, args.rounds)
 
 
-def report(results: dict[str, list[float]], raw: dict[str, float], scala: float | None, rounds: int) -> None:
+def report(results: dict[str, list[float]], raw: dict[str, float], stages: dict[str, float] | None,
+           rounds: int) -> None:
     med = {name: statistics.median(v) for name, v in results.items()}
     print(f"\nrows/s (median of {rounds} round(s)):")
     for name, value in med.items():
         print(f"  {name:40s} {value:>10,.0f}")
     for name, value in raw.items():
         print(f"  raw Keras, one process, {name:16s} {value:>10,.0f}")
-    if scala is not None:
-        print(f"  Scala KerasModel.transform (array)       {scala:>10,.0f}")
+    if stages is not None:
+        print(f"  KerasModel.transform from Scala (vector) {stages['scala']:>10,.0f}")
+        print(f"  KerasModel.transform from PySpark (vec.) {stages['pyspark']:>10,.0f}")
     raw_best = max(raw.values()) if raw else float("nan")
     for form in ("array", "vector"):
         ours = med.get(f"dlbridge ({form})")
@@ -264,8 +277,8 @@ def report(results: dict[str, list[float]], raw: dict[str, float], scala: float 
         if pbus:
             line += f"; dlbridge / best predict_batch_udf = {ours / max(pbus):.2f} (target >= 1.5)"
         print(line)
-    if scala is not None and "dlbridge (array)" in med:
-        print(f"  Scala / PySpark = {scala / med['dlbridge (array)']:.3f} (target >= 0.95)")
+    if stages is not None:
+        print(f"  KerasModel.transform Scala / PySpark = {stages['scala'] / stages['pyspark']:.3f} (target >= 0.95)")
 
 
 if __name__ == "__main__":

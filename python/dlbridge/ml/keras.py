@@ -173,30 +173,8 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable
         ensure_backend(dataset.sparkSession)
         return super()._transform(dataset)
 
-    def setFeaturesCol(self, value: str) -> "KerasModel":
-        """Sets :py:attr:`featuresCol`."""
-        return self._set(featuresCol=value)
 
-    def setPredictionCol(self, value: str) -> "KerasModel":
-        """Sets :py:attr:`predictionCol`."""
-        return self._set(predictionCol=value)
-
-    def setProbabilityCol(self, value: str) -> "KerasModel":
-        """Sets :py:attr:`probabilityCol` (empty disables it)."""
-        return self._set(probabilityCol=value)
-
-    def setRawOutputCol(self, value: str) -> "KerasModel":
-        """Sets :py:attr:`rawOutputCol` (empty disables it)."""
-        return self._set(rawOutputCol=value)
-
-    def setTask(self, value: str) -> "KerasModel":
-        """Sets :py:attr:`task`."""
-        return self._set(task=value)
-
-    def setInferenceBatchSize(self, value: int) -> "KerasModel":
-        """Sets :py:attr:`inferenceBatchSize`."""
-        return self._set(inferenceBatchSize=value)
-
-    def setInputShape(self, value: List[int]) -> "KerasModel":
-        """Sets :py:attr:`inputShape`."""
-        return self._set(inputShape=value)
+# A fitted model takes the inference-side setters only (training params are fixed by fit).
+for _name in ("featuresCol", "predictionCol", "probabilityCol", "rawOutputCol", "task",
+              "inferenceBatchSize", "inputShape"):
+    setattr(KerasModel, "set" + _name[0].upper() + _name[1:], _accessor("set", _name))
