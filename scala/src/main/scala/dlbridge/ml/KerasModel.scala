@@ -51,7 +51,7 @@ class KerasModel private[ml] (
   override def transform(dataset: Dataset[_]): DataFrame = {
     val schema = transformSchema(dataset.schema, logging = true)
     val struct = uid + "__keras"
-    val features = KerasSchema.featuresAsFloatArray(dataset.schema, $(featuresCol))
+    val features = KerasSchema.featuresForPython(dataset.schema, $(featuresCol))
     val withStruct = dataset.toDF().withColumn(struct, pythonUdf(dataset.sparkSession).apply(features))
     val outputs = outputColumns.map {
       case ("predictionCol", name) => name -> col(s"$struct.prediction")
