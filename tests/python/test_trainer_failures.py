@@ -113,7 +113,7 @@ def test_server_killed_mid_fit_fails_clearly_without_hanging(digits, mode):
     server.close("killed by the test")
     thread.join(120)
     assert not thread.is_alive(), "fit hung after its server died"
-    assert time.monotonic() - killed < 60
+    assert time.monotonic() - killed < 30  # the driver cancels its jobs at once
     error = out.get("error")
     assert isinstance(error, RuntimeError), error
     assert "parameter server was stopped" in str(error) and f"({mode} mode)" in str(error)

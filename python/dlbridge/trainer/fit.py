@@ -132,9 +132,14 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
     bind_host, host = _driver_address(spark)
     secret = new_secret()
     server = ParameterServer(store, secret, options.mode, options.numWorkers, bind_host, timeout)
+    fit_id = uuid.uuid4().hex
+    sc = spark.sparkContext
+    tag = f"dlbridge-fit-{fit_id}"
+    sc.addJobTag(tag)
+    server.on_abort = lambda reason: sc.cancelJobsWithTag(tag)
     try:
         spec = WorkerSpec(
-            fit_id=uuid.uuid4().hex, host=host, port=server.port, secret=secret, model_json=model_json,
+            fit_id=fit_id, host=host, port=server.port, secret=secret, model_json=model_json,
             imports=(factory_module,) if factory_module else (), num_params=store.num_params,
             input_dim=data.input_dim, label_dim=data.label.dim, task=objective.task, loss=objective.loss,
             from_logits=objective.from_logits, sparse=objective.sparse, options=options, timeout=timeout)
@@ -144,6 +149,8 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
                    for epoch in range(1, options.epochs + 1)]
         stats = dict(server.stats)
     finally:
+        server.on_abort = None
+        sc.removeJobTag(tag)
         server.close()
     _compile(model, objective, store.optimizer)
     summary = {"mode": options.mode, "num_workers": options.numWorkers, "loss": objective.loss,

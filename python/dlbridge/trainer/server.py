@@ -6,7 +6,7 @@ import selectors
 import socket
 import threading
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 from dlbridge.trainer import protocol as p
 from dlbridge.trainer.store import WeightStore
@@ -51,6 +51,7 @@ class ParameterServer:
         self.timeout = timeout
         self.closed = False
         self.failure: BaseException | None = None
+        self.on_abort: Callable[[str], None] | None = None
         self.stats = {"connections": 0, "rejected": 0, "pushes": 0, "pulls": 0}
         self._secret = secret
         self._sync = SyncCoordinator(store, num_workers, timeout) if mode == "sync" else None
@@ -68,13 +69,20 @@ class ParameterServer:
         self._acceptor.start()
         _ACTIVE.add(self)
 
-    def close(self, reason: str = "parameter server closed") -> None:
-        """Stop accepting, drop every connection, join every thread. Idempotent."""
+    def close(self, reason: str | None = None) -> None:
+        """Stop accepting, drop every connection, join every thread. Idempotent.
+
+        A ``reason`` marks an abnormal stop (the fit is failing): :attr:`on_abort`
+        is called first so that the driver can cancel its Spark jobs at once.
+        """
         with self._lock:
             if self.closed:
                 return
             self.closed = True
             conns = list(self._conns)
+        if reason is not None:
+            self._run_abort_hook(reason)
+        reason = reason or "parameter server closed"
         if self._sync:
             self._sync.abort(reason)
         self._wake_w.send(b"x")
@@ -88,6 +96,15 @@ class ParameterServer:
         alive = [t.name for t in self._threads if t.is_alive()]
         if alive or self._acceptor.is_alive():
             logger.error("parameter server on port %d: threads still alive after close: %s", self.port, alive)
+
+    def _run_abort_hook(self, reason: str) -> None:
+        hook, self.on_abort = self.on_abort, None
+        if hook is None:
+            return
+        try:
+            hook(reason)
+        except Exception:  # noqa: BLE001 - cancelling is best effort; the workers fail on their own too
+            logger.exception("parameter server on port %d: abort hook failed", self.port)
 
     def open_sockets(self) -> int:
         """Connections currently open (0 after :meth:`close`)."""
@@ -145,6 +162,7 @@ class ParameterServer:
             logger.exception("parameter server on port %d failed serving %s", self.port, addr)
             self.failure = e
             _send_error(conn, f"parameter server failure: {type(e).__name__}: {e}")
+            self._run_abort_hook(f"parameter server failure: {e!r}")
         finally:
             self._finish(conn, state)
 
