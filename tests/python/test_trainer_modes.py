@@ -37,7 +37,7 @@ def test_diabetes_regression_beats_the_mean_predictor(spark):
     assert result.summary["loss"] == "mse" and result.summary["task"] == "regression"
     mse = float(np.mean((result.model.predict(x_test.astype(np.float32), verbose=0)[:, 0] - y_test) ** 2))
     baseline = float(np.mean((y_test - y_mean) ** 2))
-    assert mse < 0.75 * baseline, (mse, baseline)
+    assert mse < 0.8 * baseline, (mse, baseline)  # R^2 > 0.2 (runs give 0.66-0.70 of baseline)
     assert_no_leaks(port_of(result))
 
 
