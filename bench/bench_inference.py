@@ -165,11 +165,13 @@ def keras_model_stage_rows_per_s(spark: SparkSession, df: DataFrame, model_path:
 
 
 def jvm_class_available(spark: SparkSession, name: str) -> bool:
-    try:
-        spark._jvm.java.lang.Class.forName(name)  # type: ignore[union-attr]
-        return True
-    except Exception:  # py4j wraps ClassNotFoundException in Py4JJavaError
-        return False
+    """Whether the driver JVM can see class ``name`` (jars from spark.jars included)."""
+    from py4j.java_gateway import JavaClass
+
+    target: Any = spark._jvm  # type: ignore[union-attr]
+    for part in name.split("."):
+        target = getattr(target, part)
+    return isinstance(target, JavaClass)  # py4j answers a JavaPackage for a missing class
 
 
 def main() -> None:
