@@ -23,19 +23,6 @@ _TRAINING_OPTIONS = (
 )
 
 
-def load_model_bytes(data: bytes) -> Any:
-    """A Keras model from ``.keras`` bytes (safe_mode: no code from the file runs)."""
-    import keras
-
-    fd, path = tempfile.mkstemp(suffix=".keras")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    finally:
-        os.remove(path)
-
-
 def model_to_bytes(model: Any) -> bytes:
     """The ``.keras`` archive of ``model``."""
     fd, path = tempfile.mkstemp(suffix=".keras")
@@ -57,6 +44,7 @@ def shapes(model: Any) -> Dict[str, List[int]]:
 
 
 def _model_source(params: Dict[str, Any], start_bytes: Any) -> Tuple[Any, Dict[str, Any] | None]:
+    from dlbridge.inference import load_model_bytes
     from dlbridge.trainer import mlp_builder
 
     if start_bytes is not None:
@@ -87,7 +75,10 @@ def fit(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> str:
 @register_entry("keras.describe")
 def describe(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> str:
     """Shapes of a pre-trained model given as ``.keras`` bytes (no history)."""
-    return json.dumps({"history": [], **shapes(load_model_bytes(bytes(handles[0])))})
+    from dlbridge.inference import describe_model
+
+    info = describe_model(bytes(handles[0]))
+    return json.dumps({"history": [], "inputShape": info["inputShape"], "outputShape": info["outputShape"]})
 
 
 @register_entry("keras.udf")
