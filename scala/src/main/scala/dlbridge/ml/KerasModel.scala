@@ -17,7 +17,7 @@ import org.json4s.JsonDSL._
  * A trained (or pre-trained) Keras model as a Spark ML Model. `transform` is lazy: it adds
  * `predictionCol` (double: class index or regressed value), `probabilityCol` (ML Vector, for
  * classification) and `rawOutputCol` (array<float>) when set, keeping every input column. The
- * model runs on the executors as an Arrow pandas UDF, loaded once per Python worker.
+ * model runs on the executors as an Arrow UDF, loaded once per Python worker.
  *
  * @param modelBytes the Keras v3 `.keras` archive (architecture + weights)
  * @param summaryJson training history and the model's input/output shapes, as JSON
@@ -35,7 +35,6 @@ class KerasModel private[ml] (
   /** @group setParam */ def setTask(value: String): this.type = set(task, value)
   /** @group setParam */ def setInferenceBatchSize(value: Int): this.type = set(inferenceBatchSize, value)
   /** @group setParam */ def setInputShape(value: Array[Int]): this.type = set(inputShape, value)
-
 
   /** What training reported (history, shapes). */
   def summary: KerasTrainingSummary = new KerasTrainingSummary(summaryJson)
@@ -63,11 +62,14 @@ class KerasModel private[ml] (
     result
   }
 
-  /** The Arrow UDF for the current inference params (built once per params, by the backend). */
+  /**
+   * The Arrow UDF for the current inference params, built by the backend once per params and
+   * SparkContext (a UDF holds broadcasts of the context that built it).
+   */
   private def pythonUdf(session: SparkSession): UserDefinedPythonFunction = synchronized {
-    val key = paramsJson
+    val key = session.sparkContext.applicationId + "|" + session.sparkContext.startTime + "|" + paramsJson
     val udf = cachedUdf.filter(_._1 == key).map(_._2).getOrElse {
-      val built = PythonBridge.backend(session).invoke("keras.udf", key, Array[AnyRef](modelBytes))
+      val built = PythonBridge.backend(session).invoke("keras.udf", paramsJson, Array[AnyRef](modelBytes))
       cachedUdf = Some(key -> built)
       built
     }
@@ -117,5 +119,4 @@ object KerasModel extends MLReadable[KerasModel] {
       model
     }
   }
-
 }
