@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import socket
 import time
 
 import numpy as np
@@ -13,7 +12,7 @@ from dlbridge.trainer import TrainingOptions, fit, mlp_builder
 from dlbridge.trainer import protocol as p
 from dlbridge.trainer.client import ServerConnection
 from dlbridge.trainer.server import active_servers
-from trainer_helpers import (accuracy, assert_no_leaks, diabetes_frames, digits_frames, port_of, run_in_thread,
+from trainer_helpers import (send_after_challenge, accuracy, assert_no_leaks, diabetes_frames, digits_frames, port_of, run_in_thread,
                              wait_for)
 
 
@@ -39,19 +38,6 @@ class _Payload:
         return os.mkdir, (self.path,)
 
 
-def _after_challenge(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        p.recv_frame(sock, p.MAX_HANDSHAKE_FRAME)
-        chunks = []
-        try:
-            sock.sendall(data)
-            while chunk := sock.recv(4096):
-                chunks.append(chunk)
-        except ConnectionResetError:
-            pass  # the server closed with our unread bytes pending: a reset is a refusal too
-        return b"".join(chunks)
-
-
 def _authenticated_garbage(server, kind: int, payload: bytes) -> int:
     conn = ServerConnection("127.0.0.1", server.port, server._secret, server.store.num_params, 10.0)
     try:
@@ -70,10 +56,10 @@ def test_attacks_are_rejected_while_a_fit_completes(digits, tmp_path):
     evil = pickle.dumps(_Payload(marker))
     with pytest.raises(RuntimeError):
         ServerConnection("127.0.0.1", server.port, p.new_secret(), server.store.num_params, 10.0)
-    assert _after_challenge(server.port, os.urandom(256)) == b""  # garbage
-    assert _after_challenge(server.port, p.HEADER.pack(p.AUTH, 2**32 - 1)) == b""  # oversize length
-    assert _after_challenge(server.port, evil) == b""  # raw pickle
-    assert _after_challenge(server.port, p.HEADER.pack(p.AUTH, len(evil)) + evil) == b""  # framed pickle
+    assert send_after_challenge(server.port, os.urandom(256)) == b""  # garbage
+    assert send_after_challenge(server.port, p.HEADER.pack(p.AUTH, 2**32 - 1)) == b""  # oversize length
+    assert send_after_challenge(server.port, evil) == b""  # raw pickle
+    assert send_after_challenge(server.port, p.HEADER.pack(p.AUTH, len(evil)) + evil) == b""  # framed pickle
     # Even an authenticated peer cannot get a pickle (or anything else) interpreted.
     assert _authenticated_garbage(server, p.PUSH, evil) == p.ERROR
     assert _authenticated_garbage(server, p.HELLO, evil) == p.ERROR

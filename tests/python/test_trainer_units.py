@@ -13,7 +13,7 @@ import pytest
 from dlbridge.trainer import TrainingOptions, mlp_builder
 from dlbridge.trainer import protocol as p
 from dlbridge.trainer.client import ServerConnection
-from trainer_helpers import assert_no_leaks, small_model
+from trainer_helpers import assert_no_leaks, send_after_challenge, small_model
 
 
 def test_option_defaults_match_the_contract():
@@ -85,20 +85,6 @@ def test_pull_push_round_trip_applies_the_gradient(server):
     np.testing.assert_allclose(after, before - 0.5, atol=1e-6)  # SGD with learning rate 1
 
 
-def _raw(server, data: bytes) -> bytes:
-    """Send bytes right after the challenge; return what the server answers before closing."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        p.recv_frame(sock, p.MAX_HANDSHAKE_FRAME)
-        chunks = []
-        try:
-            sock.sendall(data)
-            while chunk := sock.recv(4096):
-                chunks.append(chunk)
-        except ConnectionResetError:
-            pass  # the server closed with our unread bytes pending: a reset is a refusal too
-        return b"".join(chunks)
-
-
 def test_wrong_secret_is_rejected(server):
     with pytest.raises((p.ProtocolError, RuntimeError, ConnectionError)):
         ServerConnection("127.0.0.1", server.port, p.new_secret(), server.store.num_params, 5.0)
@@ -107,7 +93,7 @@ def test_wrong_secret_is_rejected(server):
 
 def test_oversize_length_is_refused_before_reading(server):
     started = time.monotonic()
-    assert _raw(server, p.HEADER.pack(p.AUTH, 2**31)) == b""
+    assert send_after_challenge(server.port, p.HEADER.pack(p.AUTH, 2**31)) == b""
     assert time.monotonic() - started < 3  # closed at once, nothing allocated or awaited
 
 

@@ -121,3 +121,21 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def send_after_challenge(port: int, data: bytes, timeout: float = 10) -> bytes:
+    """Send raw bytes right after the server's challenge; return what it answers before closing."""
+    import socket
+
+    from dlbridge.trainer import protocol as p
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        p.recv_frame(sock, p.MAX_HANDSHAKE_FRAME)
+        chunks = []
+        try:
+            sock.sendall(data)
+            while chunk := sock.recv(4096):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass  # the server closed with our unread bytes pending: a reset is a refusal too
+        return b"".join(chunks)
