@@ -79,8 +79,12 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
   }
 
   test("inside a Pipeline, saved and loaded") {
-    val pipeline = new Pipeline().setStages(Array(estimator.setEpochs(2)))
+    val pipeline = new Pipeline().setStages(Array(estimator.setEpochs(2).setValidationFraction(0.1)))
     val fitted = pipeline.fit(train)
+    val summary = fitted.stages.head.asInstanceOf[KerasModel].summary
+    assert(summary.metricNames.contains("val_loss") && summary.metricNames.contains("val_accuracy"),
+      summary.metricNames.mkString(", "))
+    assert(summary.metric("val_accuracy").forall(a => a > 0.0 && a <= 1.0))
     val dir = Files.createTempDirectory("dlbridge-keras-pipeline").resolve("p").toString
     fitted.write.overwrite().save(dir)
     val loaded = PipelineModel.load(dir)
