@@ -1,4 +1,4 @@
-// The digits example for spark-shell (run with -I; see examples/README.md):
+// The digits example for spark-shell (run with -I; tests/python/test_examples.py runs it this way):
 //   spark-shell --master "local[2]" --jars <dlbridge jar> --conf spark.driver.args="<digits.csv.gz> <dir> [epochs]" -I examples/spark-shell/digits.scala
 import dlbridge.ml.KerasEstimator
 import org.apache.spark.ml.{Pipeline, PipelineModel}
