@@ -4,7 +4,7 @@ from __future__ import annotations
 import glob
 import os
 import subprocess
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -44,10 +44,10 @@ def run(command: List[str], timeout: int = 900) -> str:
     return done.stdout
 
 
-def spark_submit(main_class: str, *args: str) -> str:
-    """spark-submit of an example app on local[2] with the dlbridge jar."""
+def spark_submit(main_class: str, *args: str, options: Sequence[str] = ()) -> str:
+    """spark-submit of an example app on local[2] with the dlbridge jar (plus spark-submit ``options``)."""
     return run([
         os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", "local[2]",
-        "--conf", "spark.ui.enabled=false", "--jars", dlbridge_jar() or "", "--class", main_class,
+        "--conf", "spark.ui.enabled=false", "--jars", dlbridge_jar() or "", *options, "--class", main_class,
         examples_jar(), *args,
     ])

@@ -2,18 +2,16 @@
 and a pipeline saved by either loads in the other."""
 from __future__ import annotations
 
-import glob
 import os
-import subprocess
 
 import numpy as np
-import pytest
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import example_udfs  # noqa: F401 (registers 'polynomial' in this driver)
-from conftest import REPO, dlbridge_jar
+from conftest import REPO
+from keras_helpers import spark_submit
 from dlbridge.ml import PythonTransformer
 
 COEFFICIENTS = [1.0, -2.0, 0.5]  # the Scala example's
@@ -25,20 +23,11 @@ def example_input(spark: SparkSession) -> DataFrame:
 
 
 def spark_submit_example(*args: str) -> str:
-    examples_jar = glob.glob(os.path.join(REPO, "examples", "target", "scala-2.13", "dlbridge-examples_2.13-*.jar"))
-    jar = dlbridge_jar()
-    if not examples_jar or not jar:
-        pytest.fail("The jars are not built: run dev/test (or dev/build) first.")
-    command = [
-        os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", "local[2]",
-        "--conf", "spark.ui.enabled=false", "--jars", jar,
+    """The PythonTransformer example app, its Python functions shipped with --py-files."""
+    return spark_submit("dlbridge.examples.PythonTransformerExample", *args, options=[
         "--py-files", os.path.join(REPO, "examples", "python", "example_udfs.py"),
         "--conf", "spark.dlbridge.python.modules=example_udfs",
-        "--class", "dlbridge.examples.PythonTransformerExample", examples_jar[0], *args,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, f"spark-submit failed ({done.returncode}):\n{done.stderr[-4000:]}"
-    return done.stdout
+    ])
 
 
 def as_sorted(df: DataFrame) -> np.ndarray:

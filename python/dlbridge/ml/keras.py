@@ -72,10 +72,6 @@ class _KerasParams(Params):
         super().__init__(*args)
         self._setDefault(**self.DEFAULTS)
 
-    def getParamValue(self, name: str) -> Any:
-        """The value (set or default) of the param called ``name``."""
-        return self.getOrDefault(self.getParam(name))
-
 
 def _accessor(prefix: str, name: str) -> Any:
     """A ``getX`` / ``setX`` method for the param ``name`` (pyspark's naming)."""
