@@ -118,9 +118,10 @@ def test_sync_round_averages_by_samples_and_times_out():
     ones = np.ones(store.num_params, np.float32)
     thread = threading.Thread(target=coordinator.push, args=(0, gens[0], ones, 1, False))
     thread.start()
-    coordinator.push(1, gens[1], 4 * ones, 3, False)  # weighted mean (1*1 + 3*4) / 4 = 3.25
+    version, returned = coordinator.push(1, gens[1], 4 * ones, 3, False)  # mean (1*1 + 3*4) / 4 = 3.25
     thread.join(5)
     np.testing.assert_allclose(store.read()[1], before - 3.25, atol=1e-5)
+    assert (version, returned.tolist()) == (store.read()[0], store.read()[1].tolist())  # one read per round
     started = time.monotonic()
     with pytest.raises(SyncAborted, match="timed out"):
         coordinator.push(0, gens[0], ones, 1, False)

@@ -33,7 +33,9 @@ class TrainingResult:
         ``samples_per_sec`` and, with validation, ``val_loss`` (and
         ``val_accuracy`` for classification).
     summary : dict
-        Mode, workers, loss, task, server address and counters.
+        Mode, workers, loss, task, server address, counters, and
+        ``prepare_seconds``: the time spent reading, checking and caching the
+        input before epoch 1 (it is not part of any epoch's ``seconds``).
     """
 
     model: Any
@@ -82,11 +84,17 @@ def fit(df, features_col: str | Sequence[str], label_col: str, model: Any,
     if task not in (None, "classification", "regression"):
         raise ValueError(f"task must be 'classification', 'regression' or None. Received: task={task!r}")
     _check_slots(df.sparkSession, options)
+    started = time.monotonic()
     data = prepare(df, features_col, label_col, options)
+    prepared = time.monotonic() - started
+    logger.log(logging.INFO if options.verbose else logging.DEBUG,
+               "dlbridge trainer: input read, checked and cached in %.1fs", prepared)
     try:
         keras_model, objective = _setup(data, model, model_args, options, task)
-        return _train(df.sparkSession, data, keras_model, objective, options, timeout,
-                      models.factory_module(model))
+        result = _train(df.sparkSession, data, keras_model, objective, options, timeout,
+                        models.factory_module(model))
+        result.summary["prepare_seconds"] = prepared
+        return result
     finally:
         data.unpersist()
 

@@ -213,20 +213,21 @@ class ParameterServer:
         flags, samples = p.PUSH_HEADER.unpack(payload[: p.PUSH_HEADER.size])
         values = p.floats(payload, p.PUSH_HEADER.size, self.store.num_params)
         delta = bool(flags & p.IS_DELTA)
+        weights = None
         if self._sync:
             if "partition" not in state:
                 raise p.ProtocolError("sync mode: PUSH before HELLO")
-            self._sync.push(state["partition"], state["generation"], values, samples, delta)
+            weights = self._sync.push(state["partition"], state["generation"], values, samples, delta)
         else:
             self.store.apply(values, delta=delta)
         self.stats["pushes"] += 1
         if flags & p.WANT_WEIGHTS:
-            self._send_weights(conn)
+            self._send_weights(conn, weights)
         else:
             p.send_frame(conn, p.ACK)
 
-    def _send_weights(self, conn: socket.socket) -> None:
-        version, flat = self.store.read()
+    def _send_weights(self, conn: socket.socket, weights: tuple[int, Any] | None = None) -> None:
+        version, flat = weights or self.store.read()
         self.stats["pulls"] += 1
         p.send_frame(conn, p.WEIGHTS, p.WEIGHTS_HEADER.pack(version), memoryview(flat).cast("B"))
 

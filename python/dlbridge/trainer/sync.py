@@ -37,6 +37,9 @@ class SyncCoordinator:
         self._num_workers = num_workers
         self._timeout = timeout
         self._cond = threading.Condition()
+        self._sum = np.zeros(store.num_params, dtype=np.float64)
+        self._scratch = np.empty_like(self._sum)
+        self._weights: tuple[int, np.ndarray] = store.read()
         self._epoch: int | None = None
         self._generation = 0
         self._round = 0
@@ -63,14 +66,20 @@ class SyncCoordinator:
                 self._cond.notify_all()
             return self._generation
 
-    def push(self, partition: int, generation: int, values: np.ndarray, samples: int, delta: bool) -> None:
-        """Contribute to the current round and block until it has been applied."""
+    def push(self, partition: int, generation: int, values: np.ndarray, samples: int,
+             delta: bool) -> tuple[int, np.ndarray]:
+        """Contribute to the current round, block until it has been applied; return the new weights.
+
+        The weights are read once per round and the same ``(version, array)`` is
+        returned to every worker of the round (callers must not modify it).
+        """
         with self._cond:
             self._check(partition, generation)
             if partition in self._pushed:
                 raise SyncAborted(f"partition {partition} pushed twice in one round")
             self._pushed.add(partition)
-            self._sum += values.astype(np.float64) * samples
+            np.multiply(values, samples, out=self._scratch)
+            self._sum += self._scratch
             self._samples += samples
             self._delta = delta
             rnd = self._round
@@ -78,6 +87,7 @@ class SyncCoordinator:
             self._wait(lambda: self._round != rnd or self._generation != generation or self._error)
             if self._generation != generation or (self._round == rnd and self._error):
                 raise SyncAborted(self._error or "round superseded by a retried stage attempt")
+            return self._weights
 
     def done(self, partition: int, generation: int) -> None:
         """Declare this worker's data exhausted for the epoch."""
@@ -110,7 +120,7 @@ class SyncCoordinator:
 
     def _reset_round(self) -> None:
         self._pushed: set[int] = set()
-        self._sum = np.zeros(self._store.num_params, dtype=np.float64)
+        self._sum.fill(0.0)
         self._samples = 0
         self._delta = False
 
@@ -119,6 +129,7 @@ class SyncCoordinator:
             return
         if self._samples > 0:
             self._store.apply((self._sum / self._samples).astype(np.float32), delta=self._delta)
+            self._weights = self._store.read()
         self._round += 1
         self._reset_round()
         self._cond.notify_all()
