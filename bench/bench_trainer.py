@@ -8,6 +8,8 @@ Run with ``dev/bench trainer`` (or ``python bench/bench_trainer.py --help``). In
 * reference: single-process ``model.fit`` of an MLP 784-256-256-10 (269,322
   parameters), Adam(1e-3), batch 128, same epochs, in this process, measured right
   before each trainer fit (paired, so that a change in machine load hits both);
+  the modes run in rounds (``--repeats``), and the summary gives each variant's
+  median ratios over the rounds;
 * each mode (hogwild, async, sync) with 2 workers, same model, batch and optimizer:
   training throughput (samples over the epochs' time: the input is read and cached
   before epoch 1, like ``model.fit``'s in-memory arrays), steady state (epochs 2+),
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import tempfile
 import time
 
@@ -134,6 +137,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--modes", default="hogwild,async,sync,hogwild:4",
                         help="comma-separated modes, each optionally :stepsPerSync")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over all modes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     x_all, y_all = teacher_data(args.rows + 10_000)
@@ -165,7 +169,7 @@ def _paired_runs(data, args) -> list[tuple[dict, dict]]:
                   f"{time.perf_counter() - started:.1f} s")
             return [(single_process(x, y, x_test, y_test, args.epochs, args.batch),
                      trainer_run(df, mode, x_test, y_test, args.epochs, args.batch))
-                    for mode in args.modes.split(",")]
+                    for _ in range(args.repeats) for mode in args.modes.split(",")]
     finally:
         spark.stop()
 
@@ -181,6 +185,16 @@ def _report(pairs: list[tuple[dict, dict]]) -> None:
               f"{run['steady_samples_per_sec'] / ref:.2f} | {run['seconds']:.1f} s "
               f"({run['prepare_seconds']:.1f} s caching) | {run['samples_per_sec'] / ref:.2f} | "
               f"{run['accuracy']:.4f} ({reference['accuracy']:.4f}) |")
+    print("\nMedian over rounds, per variant (ratios to the paired model.fit):")
+    print("| what | rounds | training | steady | whole fit | accuracy - model.fit accuracy (worst) |")
+    print("|---|---|---|---|---|---|")
+    for what in dict.fromkeys(run["what"] for _, run in pairs):
+        mine = [(ref, run) for ref, run in pairs if run["what"] == what]
+        ratios = {key: statistics.median(run[key] / ref["samples_per_sec"] for ref, run in mine)
+                  for key in ("training_samples_per_sec", "steady_samples_per_sec", "samples_per_sec")}
+        worst = min(run["accuracy"] - ref["accuracy"] for ref, run in mine)
+        print(f"| {what} | {len(mine)} | {ratios['training_samples_per_sec']:.2f} | "
+              f"{ratios['steady_samples_per_sec']:.2f} | {ratios['samples_per_sec']:.2f} | {worst:+.4f} |")
 
 
 if __name__ == "__main__":

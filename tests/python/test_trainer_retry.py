@@ -1,4 +1,8 @@
-"""A worker task that fails once is retried by Spark and rejoins training (local[2,2]: 2 attempts)."""
+"""A worker task that fails once is retried by Spark and rejoins training (local[2,2]: 2 attempts).
+
+The failure is real: the model (``keras_factories:fail_once_mlp``) has a layer whose
+graph raises in one training step, once per marker file.
+"""
 from __future__ import annotations
 
 import os
@@ -8,8 +12,7 @@ from typing import Iterator
 import pytest
 
 from conftest import build_spark
-from dlbridge.trainer import TrainingOptions, fit, mlp_builder
-from dlbridge.trainer.worker import FAIL_ONCE_ENV
+from dlbridge.trainer import TrainingOptions, fit
 from trainer_helpers import accuracy, assert_no_leaks, digits_frames, port_of
 
 MARKER = os.path.join(tempfile.mkdtemp(prefix="dlbridge-retry-"), "failed-once")
@@ -17,9 +20,9 @@ MARKER = os.path.join(tempfile.mkdtemp(prefix="dlbridge-retry-"), "failed-once")
 
 @pytest.fixture(scope="module")
 def retry_spark() -> Iterator:
-    """A session allowing 2 attempts per task whose Python workers fail once on cue."""
+    """A session allowing 2 attempts per task."""
     open(MARKER, "w").close()  # disarmed until a test removes it
-    session = build_spark("local[2,2]", **{f"spark__executorEnv__{FAIL_ONCE_ENV}": MARKER})
+    session = build_spark("local[2,2]")
     try:
         yield session
     finally:
@@ -31,8 +34,8 @@ def retry_spark() -> Iterator:
 def test_failed_task_is_retried_and_rejoins(retry_spark, mode):
     train, x_test, y_test = digits_frames(retry_spark)
     opts = TrainingOptions(mode=mode, epochs=10, batchSize=32, optimizerOptions='{"learning_rate": 0.005}')
-    os.remove(MARKER)  # arm: the first task to push twice creates the marker and fails
-    result = fit(train, "features", "label", mlp_builder([64], "classification"), opts)
+    os.remove(MARKER)  # arm: the first process to run a second step creates the marker and fails
+    result = fit(train, "features", "label", "keras_factories:fail_once_mlp", opts, model_args={"marker": MARKER})
     assert os.path.exists(MARKER), "the injected failure never happened"
     rows = train.count()
     assert all(h["samples"] == rows for h in result.history)  # every epoch complete after the retry

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator
 
 import numpy as np
@@ -14,8 +12,6 @@ from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.runtime import runtime_for
 
 STATS_SCHEMA = "partition int, samples long, loss_sum double, pushes long, correct long"
-# Test hook: when set to a path, the first task reaching its 2nd push creates that file and fails once.
-FAIL_ONCE_ENV = "DLBRIDGE_TRAINER_FAIL_ONCE"
 EVAL_BATCH = 1024
 
 
@@ -91,10 +87,8 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator
     with _connect(spec) as conn:
         conn.hello({"partition": partition, "epoch": epoch, "attempt": attempt, "num_params": spec.num_params})
         runtime.assign(conn.pull()[1])
-        if opts.stepsPerSync == 1 and opts.mode == "sync":
+        if opts.stepsPerSync == 1:
             _gradient_loop(runtime, conn, stream, stats)
-        elif opts.stepsPerSync == 1:
-            _overlapped_gradient_loop(runtime, conn, stream, stats)
         else:
             _local_loop(runtime, conn, stream, stats, opts.stepsPerSync)
         if opts.mode == "sync":
@@ -127,30 +121,6 @@ def _gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _St
         stats.add(loss.numpy(), len(x))
         runtime.assign(conn.push(grad.numpy(), len(x))[1])
         stats.pushes += 1
-        _maybe_fail_once(stats.pushes)
-
-
-def _overlapped_gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats) -> None:
-    """Asynchronous modes: the exchange of step k runs while step k+1's gradient is computed.
-
-    Step k+1 therefore starts from the weights the server sent after step k-1,
-    one step more stale than a strictly alternating loop; asynchronous SGD is
-    stale by design, and hiding the round trip is what lets the workers keep
-    their cores busy. Exactly one exchange is in flight at any time.
-    """
-    with ThreadPoolExecutor(1, thread_name_prefix="dlbridge-exchange") as exchanger:
-        in_flight: Future | None = None
-        for x, y in stream:
-            loss, grad = runtime.gradient(x, y)
-            flat = grad.numpy()
-            stats.add(loss.numpy(), len(x))
-            if in_flight is not None:
-                runtime.assign(in_flight.result()[1])
-            in_flight = exchanger.submit(conn.push, flat, len(x))
-            stats.pushes += 1
-            _maybe_fail_once(stats.pushes)
-        if in_flight is not None:
-            in_flight.result()
 
 
 def _local_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats, steps_per_sync: int) -> None:
@@ -170,16 +140,4 @@ def _push_delta(runtime, conn: ServerConnection, start: np.ndarray, samples: int
     weights = conn.push(runtime.weights() - start, samples, delta=True)[1]
     runtime.assign(weights)
     stats.pushes += 1
-    _maybe_fail_once(stats.pushes)
     return weights
-
-
-def _maybe_fail_once(pushes: int) -> None:
-    path = os.environ.get(FAIL_ONCE_ENV)
-    if not path or pushes != 2:
-        return
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    raise RuntimeError(f"injected one-shot worker failure ({FAIL_ONCE_ENV}={path})")
