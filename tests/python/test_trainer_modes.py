@@ -69,6 +69,18 @@ def test_sync_sgd_equals_single_process_full_batch_sgd(spark):
     assert_no_leaks(port_of(result))
 
 
+def test_batch_normalization_statistics_reach_the_returned_model(digits):
+    """Workers' moving mean/variance are merged into the driver's model (they are not served weights)."""
+    train, x_test, y_test = digits
+    x_train = np.array([row.features.toArray() for row in train.select("features").collect()])
+    opts = TrainingOptions(mode="hogwild", epochs=8, batchSize=32, optimizerOptions='{"learning_rate": 0.005}')
+    result = fit(train, "features", "label", "keras_factories:bn_mlp", opts)
+    norm = result.model.get_layer("input_norm")
+    np.testing.assert_allclose(norm.moving_mean.numpy(), x_train.mean(axis=0), atol=0.06)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), x_train.var(axis=0), atol=0.05)
+    assert accuracy(result.model, x_test, y_test) >= 0.9  # inference uses those statistics
+
+
 def _one_hot_sparse_frame(spark):
     from pyspark.ml.linalg import Vectors
 

@@ -130,3 +130,12 @@ def test_sync_round_averages_by_samples_and_times_out():
 
 def test_frames_have_the_documented_layout():
     assert p.HEADER.size == 5 and struct.unpack("<BI", p.HEADER.pack(p.PULL, 7)) == (p.PULL, 7)
+
+
+def test_state_reports_merge_by_samples_and_skip_unusable_ones():
+    from dlbridge.trainer.state import merge_reports
+
+    a, b = np.array([1.0, 2.0], "<f4").tobytes(), np.array([3.0, 6.0], "<f4").tobytes()
+    merged = merge_reports([(a, 1), (b, 3), (b, 0), (b[:4], 5)], size=2)  # empty worker, wrong size: ignored
+    np.testing.assert_allclose(merged, [2.5, 5.0])
+    assert merge_reports([(a, 1)], size=0) is None and merge_reports([(a, 0)], size=2) is None

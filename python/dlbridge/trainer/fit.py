@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any, Sequence
 
-from dlbridge.trainer import models, objectives
+from dlbridge.trainer import models, objectives, state
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.protocol import new_secret
@@ -153,7 +153,7 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
             from_logits=objective.from_logits, sparse=objective.sparse, options=options, timeout=timeout)
         logger.info("dlbridge trainer: %s mode, %d workers, loss %s, %d parameters, server %s:%d",
                     options.mode, options.numWorkers, objective.loss, store.num_params, host, server.port)
-        history = [_log_epoch(_epoch(data, spec, server, epoch), options)
+        history = [_log_epoch(_epoch(data, spec, server, epoch, model), options)
                    for epoch in range(1, options.epochs + 1)]
         stats = dict(server.stats)
     finally:
@@ -166,7 +166,7 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
     return TrainingResult(model=model, history=history, summary=summary)
 
 
-def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int) -> dict[str, Any]:
+def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int, model) -> dict[str, Any]:
     started = time.monotonic()
     sync = spec.options.mode == "sync"
     job = data.train.mapInArrow(train_function(spec, epoch), STATS_SCHEMA, barrier=sync)
@@ -176,6 +176,9 @@ def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch:
         job = job.repartition(1)
     rows = _run_job(job, server, epoch)
     seconds = time.monotonic() - started
+    merged = state.merge_reports([(r["state"], r["samples"]) for r in rows], state.state_size(model))
+    if merged is not None:
+        state.assign_state(model, merged)
     samples = sum(r["samples"] for r in rows)
     record = {"epoch": epoch, "loss": sum(r["loss_sum"] for r in rows) / max(samples, 1),
               "samples": samples, "seconds": seconds, "samples_per_sec": samples / seconds}

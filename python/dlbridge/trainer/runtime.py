@@ -78,6 +78,12 @@ class ModelRuntime:
             self.local_optimizer.build(self.variables)
             self.local_step = tf.function(self._local_step, input_signature=signature)
 
+    def state(self) -> np.ndarray:
+        """Non-trainable float state (e.g. BatchNormalization statistics), flat float32."""
+        from dlbridge.trainer.state import flat_state
+
+        return flat_state(self.model)
+
     def weights(self) -> np.ndarray:
         """Current trainable weights, flat float32."""
         return np.concatenate([np.asarray(v.numpy(), dtype=np.float32).ravel() for v in self.variables])

@@ -11,7 +11,7 @@ from dlbridge.trainer.data import minibatches
 from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.runtime import runtime_for
 
-STATS_SCHEMA = "partition int, samples long, loss_sum double, pushes long, correct long"
+STATS_SCHEMA = "partition int, samples long, loss_sum double, pushes long, correct long, state binary"
 EVAL_BATCH = 1024
 
 
@@ -39,6 +39,7 @@ class WorkerSpec:
 class _Stats:
     def __init__(self, partition: int) -> None:
         self.partition, self.samples, self.loss_sum, self.pushes, self.correct = partition, 0, 0.0, 0, 0
+        self.state = b""  # the worker model's non-trainable float state after training (see state.py)
 
     def add(self, loss: float, n: int, correct: int = 0) -> None:
         self.samples += n
@@ -51,7 +52,7 @@ class _Stats:
         return pa.RecordBatch.from_pydict(
             {"partition": pa.array([self.partition], pa.int32()), "samples": pa.array([self.samples], pa.int64()),
              "loss_sum": pa.array([self.loss_sum], pa.float64()), "pushes": pa.array([self.pushes], pa.int64()),
-             "correct": pa.array([self.correct], pa.int64())})
+             "correct": pa.array([self.correct], pa.int64()), "state": pa.array([self.state], pa.binary())})
 
 
 def train_function(spec: WorkerSpec, epoch: int) -> Callable[[Iterator], Iterator]:
@@ -93,6 +94,7 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator
             _local_loop(runtime, conn, stream, stats, opts.stepsPerSync)
         if opts.mode == "sync":
             conn.done({"epoch": epoch})
+    stats.state = runtime.state().tobytes()
     yield stats.record_batch()
 
 

@@ -68,3 +68,13 @@ def _register_fail_once():  # type: ignore[no-untyped-def]
 
 
 FailOnce = _register_fail_once()
+
+
+def bn_mlp(inputs: int = 64, classes: int = 10, momentum: float = 0.9):  # type: ignore[no-untyped-def]
+    """A softmax MLP that normalises its input with BatchNormalization (non-trainable statistics)."""
+    import keras
+
+    x = keras.Input(shape=(inputs,))
+    h = keras.layers.BatchNormalization(momentum=momentum, name="input_norm")(x)
+    h = keras.layers.Dense(64, activation="relu")(h)
+    return keras.Model(x, keras.layers.Dense(classes, activation="softmax")(h))
