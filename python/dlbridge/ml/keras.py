@@ -50,7 +50,9 @@ class _KerasParams(Params):
     optimizerOptions = _param("optimizerOptions", "optimizer options as a JSON object, e.g. "
                               "{\"learning_rate\": 0.001} (default: {})", to_json_object)
     loss = _param("loss", "Keras loss name; empty chooses from the label column and task (default: empty)", _S)
-    stepsPerSync = _param("stepsPerSync", "local steps between parameter-server pulls and pushes (default: 1)", _I)
+    stepsPerSync = _param("stepsPerSync", "local mini-batch steps between exchanges with the parameter server; "
+                          "above 1 a worker sends its weight change every k steps, which cuts traffic and "
+                          "trains faster on few cores (default: 1)", _I)
     shuffle = _param("shuffle", "shuffle each worker's data every epoch (default: true)", _B)
     validationFraction = _param("validationFraction", "fraction of rows held out for per-epoch validation, "
                                 "in [0, 1) (default: 0.0)", _F)

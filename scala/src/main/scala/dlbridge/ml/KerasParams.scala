@@ -83,7 +83,8 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
 
   /** Local steps between pulls/pushes of the parameter server. Default: `1`. @group param */
   final val stepsPerSync: IntParam = new IntParam(this, "stepsPerSync",
-    "local steps between parameter-server pulls and pushes (default: 1)", ParamValidators.gt(0))
+    "local mini-batch steps between exchanges with the parameter server; above 1 a worker sends its weight " +
+      "change every k steps, which cuts traffic and trains faster on few cores (default: 1)", ParamValidators.gt(0))
 
   /** Shuffle each worker's data every epoch. Default: `true`. @group param */
   final val shuffle: BooleanParam = new BooleanParam(this, "shuffle", "shuffle each worker's data every epoch (default: true)")
