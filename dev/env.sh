@@ -6,3 +6,5 @@ export SPARK_HOME=$("$root/.venv/bin/python" -c 'import os, pyspark; print(os.pa
 export PYSPARK_PYTHON="$root/.venv/bin/python"
 export PYSPARK_DRIVER_PYTHON="$root/.venv/bin/python"
 export PATH="$root/.venv/bin:$PATH"
+# This checkout's sources win over any other installed copy (e.g. a second git worktree's editable install).
+export PYTHONPATH="$root/python${PYTHONPATH:+:$PYTHONPATH}"
