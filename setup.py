@@ -22,6 +22,7 @@ setup(
         "numpy==2.4.6",
         "tensorflow-cpu==2.21.0",
         "keras==3.15.1",
+        "cryptography==50.0.2",  # ephemeral TLS certificate of the parameter server (spark.ssl / network.crypto)
     ],
     extras_require={
         "test": ["pytest==9.2.0", "scikit-learn==1.9.1"],
