@@ -51,7 +51,7 @@ class KerasModel private[ml] (
     val schema = transformSchema(dataset.schema, logging = true)
     val struct = uid + "__keras"
     val features = KerasSchema.featuresForPython(dataset.schema, $(featuresCol))
-    val withStruct = dataset.toDF().withColumn(struct, pythonUdf(dataset.sparkSession).apply(features))
+    val withStruct = PythonUdfColumns.withUdfColumn(dataset.toDF(), struct, pythonUdf(dataset.sparkSession), Seq(features))
     val outputs = outputColumns.map {
       case ("predictionCol", name) => name -> col(s"$struct.prediction")
       case ("probabilityCol", name) => name -> array_to_vector(col(s"$struct.probability"))

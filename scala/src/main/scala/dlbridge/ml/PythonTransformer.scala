@@ -103,8 +103,8 @@ class PythonTransformer(override val uid: String)
   override def transform(dataset: Dataset[_]): DataFrame = {
     transformSchema(dataset.schema, logging = true)
     val udf = PythonBridge.backend(dataset.sparkSession).buildUdf($(function), $(functionParams))
-    val column = udf.asInstanceOf[UserDefinedPythonFunction].apply(inputColumnNames.map(col): _*)
-    dataset.withColumn($(outputCol), column)
+    PythonUdfColumns.withUdfColumn(dataset.toDF(), $(outputCol), udf.asInstanceOf[UserDefinedPythonFunction],
+      inputColumnNames.map(col))
   }
 
   override def copy(extra: ParamMap): PythonTransformer = defaultCopy(extra)
