@@ -120,9 +120,13 @@ def test_model_forms_and_save_load_round_trip(spark, tmp_path):
     small_model().save(path)
     opts = TrainingOptions(epochs=2, batchSize=16, stepsPerSync=2, mode="async")
     sources = [small_model(), path, small_model().to_json(), "trainer_helpers:small_model"]
-    for source in sources:
-        result = fit(df, "x", "y", source, opts, model_args={"input_dim": 4})
-        assert result.summary["task"] == "regression" and len(result.history) == 2
+    spark.conf.set("spark.dlbridge.modelFactories.allowed", "trainer_helpers:small_model")  # the app trusts it
+    try:
+        for source in sources:
+            result = fit(df, "x", "y", source, opts, model_args={"input_dim": 4})
+            assert result.summary["task"] == "regression" and len(result.history) == 2
+    finally:
+        spark.conf.unset("spark.dlbridge.modelFactories.allowed")
     saved = str(tmp_path / "trained.keras")
     result.model.save(saved)
     loaded = keras.models.load_model(saved, safe_mode=True)
