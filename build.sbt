@@ -62,8 +62,10 @@ lazy val root = (project in file("."))
     Test / fork := true,
     Test / parallelExecution := false,
     Test / javaOptions ++= sparkJavaOptions ++ Seq("-Xmx3g"),
+    // The test UDF modules, then this checkout's python/ (else a companion would import another copy of dlbridge).
     Test / envVars ++= Map(
-      "PYTHONPATH" -> (baseDirectory.value / "tests" / "python" / "udfs").getAbsolutePath
+      "PYTHONPATH" -> (Seq(baseDirectory.value / "tests" / "python" / "udfs", baseDirectory.value / "python")
+        .map(_.getAbsolutePath) ++ sys.env.get("PYTHONPATH")).mkString(File.pathSeparator)
     ),
     Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oDF")
   )

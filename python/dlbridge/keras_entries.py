@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import tempfile
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -43,17 +43,19 @@ def shapes(model: Any) -> Dict[str, List[int]]:
     }
 
 
-def _model_source(params: Dict[str, Any], start_bytes: Any) -> Tuple[Any, Dict[str, Any] | None]:
+def _model_source(params: Dict[str, Any], start_bytes: Any, df: DataFrame) -> Any:
+    """The model source; a factory or config is checked here, before any import or Spark job."""
     from dlbridge.inference import load_model_bytes
-    from dlbridge.trainer import mlp_builder
+    from dlbridge.trainer import mlp_builder, sources
 
     if start_bytes is not None:
-        return load_model_bytes(bytes(start_bytes)), None
+        return load_model_bytes(bytes(start_bytes))
     if params["modelConfig"]:
-        return params["modelConfig"], None
+        return sources.keras_config(params["modelConfig"], "modelConfig")
     if params["modelFactory"]:
-        return params["modelFactory"], json.loads(params["modelFactoryArgs"])
-    return mlp_builder(list(params["hiddenLayers"]), params["task"]), None
+        allowed = sources.allowed_factories(df)
+        return sources.resolve_factory(params["modelFactory"], json.loads(params["modelFactoryArgs"]), allowed)
+    return mlp_builder(list(params["hiddenLayers"]), params["task"])
 
 
 @register_entry("keras.fit")
@@ -63,10 +65,9 @@ def fit(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> str:
     from dlbridge.trainer import fit as train
 
     df = DataFrame(handles[0], spark)
-    source, factory_args = _model_source(params, handles[1] if len(handles) > 1 else None)
+    source = _model_source(params, handles[1] if len(handles) > 1 else None, df)
     options = TrainingOptions(**{name: params[name] for name in _TRAINING_OPTIONS})
-    result = train(df, params["featuresCol"], params["labelCol"], source, options=options,
-                   model_args=factory_args, task=params["task"])
+    result = train(df, params["featuresCol"], params["labelCol"], source, options=options, task=params["task"])
     reply = {"history": result.history, **shapes(result.model)}
     reply["modelBase64"] = base64.b64encode(model_to_bytes(result.model)).decode("ascii")
     return json.dumps(reply)

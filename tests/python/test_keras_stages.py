@@ -8,6 +8,7 @@ import pytest
 from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 from pyspark.sql import functions as F
 
+import keras_factories  # noqa: F401 - registers the model factories
 from dlbridge.ml import KerasEstimator, KerasModel
 from keras_helpers import digits
 
@@ -53,7 +54,7 @@ def test_each_model_source_trains(data, source, tmp_path) -> None:
     elif source == "config":
         kwargs["modelConfig"] = small_keras_model().to_json()
     elif source == "factory":
-        kwargs.update(modelFactory="keras_factories:small_mlp", modelFactoryArgs={"hidden": 24})
+        kwargs.update(modelFactory="small_mlp", modelFactoryArgs={"hidden": 24})
     else:
         kwargs["hiddenLayers"] = [16]
     model = KerasEstimator(**kwargs, **QUICK).fit(train)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import keras_factories  # noqa: F401 - registers the model factories
 from dlbridge.trainer import TrainingOptions, fit, mlp_builder
 from trainer_helpers import accuracy, assert_no_leaks, diabetes_frames, digits_frames, port_of, small_model
 
@@ -74,7 +75,7 @@ def test_batch_normalization_statistics_reach_the_returned_model(digits):
     train, x_test, y_test = digits
     x_train = np.array([row.features.toArray() for row in train.select("features").collect()])
     opts = TrainingOptions(mode="hogwild", epochs=8, batchSize=32, optimizerOptions='{"learning_rate": 0.005}')
-    result = fit(train, "features", "label", "keras_factories:bn_mlp", opts)
+    result = fit(train, "features", "label", "bn_mlp", opts)
     norm = result.model.get_layer("input_norm")
     np.testing.assert_allclose(norm.moving_mean.numpy(), x_train.mean(axis=0), atol=0.06)
     np.testing.assert_allclose(norm.moving_variance.numpy(), x_train.var(axis=0), atol=0.05)
@@ -119,9 +120,13 @@ def test_model_forms_and_save_load_round_trip(spark, tmp_path):
     small_model().save(path)
     opts = TrainingOptions(epochs=2, batchSize=16, stepsPerSync=2, mode="async")
     sources = [small_model(), path, small_model().to_json(), "trainer_helpers:small_model"]
-    for source in sources:
-        result = fit(df, "x", "y", source, opts, model_args={"input_dim": 4})
-        assert result.summary["task"] == "regression" and len(result.history) == 2
+    spark.conf.set("spark.dlbridge.modelFactories.allowed", "trainer_helpers:small_model")  # the app trusts it
+    try:
+        for source in sources:
+            result = fit(df, "x", "y", source, opts, model_args={"input_dim": 4})
+            assert result.summary["task"] == "regression" and len(result.history) == 2
+    finally:
+        spark.conf.unset("spark.dlbridge.modelFactories.allowed")
     saved = str(tmp_path / "trained.keras")
     result.model.save(saved)
     loaded = keras.models.load_model(saved, safe_mode=True)

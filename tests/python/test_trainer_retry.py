@@ -1,6 +1,6 @@
 """A worker task that fails once is retried by Spark and rejoins training (local[2,2]: 2 attempts).
 
-The failure is real: the model (``keras_factories:fail_once_mlp``) has a layer whose
+The failure is real: the model (factory ``fail_once_mlp`` of keras_factories) has a layer whose
 graph raises in one training step, once per marker file.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Iterator
 
 import pytest
 
+import keras_factories  # noqa: F401 - registers the model factories
 from conftest import build_spark
 from dlbridge.trainer import TrainingOptions, fit
 from trainer_helpers import accuracy, assert_no_leaks, digits_frames, port_of
@@ -35,7 +36,7 @@ def test_failed_task_is_retried_and_rejoins(retry_spark, mode):
     train, x_test, y_test = digits_frames(retry_spark)
     opts = TrainingOptions(mode=mode, epochs=10, batchSize=32, optimizerOptions='{"learning_rate": 0.005}')
     os.remove(MARKER)  # arm: the first process to run a second step creates the marker and fails
-    result = fit(train, "features", "label", "keras_factories:fail_once_mlp", opts, model_args={"marker": MARKER})
+    result = fit(train, "features", "label", "fail_once_mlp", opts, model_args={"marker": MARKER})
     assert os.path.exists(MARKER), "the injected failure never happened"
     rows = train.count()
     assert all(h["samples"] == rows for h in result.history)  # every epoch complete after the retry

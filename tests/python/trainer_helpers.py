@@ -43,7 +43,7 @@ def diabetes_frames(spark, seed: int = 0):
 
 
 def small_model(input_dim: int = 4, outputs: int = 1, activation: str | None = None, seed: int = 1):
-    """A tiny tanh MLP with deterministic initial weights (used as a module:function factory too)."""
+    """A tiny tanh MLP with deterministic initial weights (also an allow-listed module:function factory)."""
     import keras
 
     keras.utils.set_random_seed(seed)

@@ -23,6 +23,18 @@ def _param(name: str, doc: str, converter: Any) -> Param:
     return Param(Params._dummy(), name, doc, typeConverter=converter)
 
 
+def _keras_config(value: Any) -> str:
+    """Type converter of ``modelConfig``: empty, or a Keras JSON config (a JSON object string or a dict)."""
+    if value == "":
+        return ""
+    try:
+        return to_json_object(value)
+    except TypeError as e:
+        raise TypeError(f"Expected a Keras model's JSON config (a JSON object, as from model.to_json()); "
+                        f"received: {str(value)[:80]!r}. Fix: for a factory use modelFactory, for a .keras "
+                        "file use modelFile.") from e
+
+
 class _KerasParams(Params):
     """Params of the Keras stages, mirroring Scala's ``dlbridge.ml.KerasParams`` (names, docs, defaults)."""
 
@@ -34,11 +46,15 @@ class _KerasParams(Params):
     rawOutputCol = _param("rawOutputCol", "column for the model's raw output as array<float>; "
                           "empty disables it (default: empty)", _S)
     modelFile = _param("modelFile", "path of a Keras .keras file to train or use (default: empty)", _S)
-    modelConfig = _param("modelConfig", "JSON config of a Keras model, as from model.to_json() (default: empty)", _S)
-    modelFactory = _param("modelFactory", "module:function returning a Keras model, called with "
-                          "modelFactoryArgs (default: empty)", _S)
-    modelFactoryArgs = _param("modelFactoryArgs", "keyword arguments of modelFactory, as a JSON object "
-                              "(default: {})", to_json_object)
+    modelConfig = _param("modelConfig", "JSON config of a Keras model, as from model.to_json(): a JSON object "
+                         "only, deserialised in Keras safe mode; lambdas, Lambda layers and classes outside Keras "
+                         "that are not registered custom objects are refused (default: empty)", _keras_config)
+    modelFactory = _param("modelFactory", "name of a model factory registered with "
+                          "@dlbridge.register_model_factory, or a module:function listed in "
+                          "spark.dlbridge.modelFactories.allowed; called with modelFactoryArgs, it returns a "
+                          "Keras model (default: empty)", _S)
+    modelFactoryArgs = _param("modelFactoryArgs", "keyword arguments of modelFactory, as a JSON object, checked "
+                              "against its signature before any job (default: {})", to_json_object)
     hiddenLayers = _param("hiddenLayers", "hidden layer sizes of the built-in MLP used when no model source "
                           "is set (default: [64])", _LI)
     task = _param("task", "classification or regression (default: classification)", _S)

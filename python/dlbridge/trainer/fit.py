@@ -57,12 +57,17 @@ def fit(df, features_col: str | Sequence[str], label_col: str, model: Any,
     label_col : str
         A class index, a one-hot or value array, or a regression value.
     model : keras.Model, str or callable
-        A model, a ``.keras`` path, a Keras JSON config, a ``"module:function"``
-        factory, or ``build(input_dim, num_outputs) -> keras.Model``.
+        A model, a ``.keras`` path, a Keras JSON config (deserialised in safe mode;
+        lambdas and classes outside Keras that are not registered custom objects are
+        refused), the name of a factory registered with
+        ``@dlbridge.register_model_factory``, a ``"module:function"`` listed in
+        ``spark.dlbridge.modelFactories.allowed``, or a callable
+        ``build(input_dim, num_outputs) -> keras.Model``.
     options : TrainingOptions, optional
         Defaults to ``TrainingOptions()``.
     model_args : dict, optional
-        Keyword arguments of a ``"module:function"`` factory. Defaults to ``None``.
+        Keyword arguments of a factory, checked against its signature before any
+        job. Defaults to ``None``.
     task : str, optional
         ``"classification"`` or ``"regression"`` to override inference from the
         label, the loss and the model. Defaults to ``None``.
@@ -84,13 +89,14 @@ def fit(df, features_col: str | Sequence[str], label_col: str, model: Any,
     if task not in (None, "classification", "regression"):
         raise ValueError(f"task must be 'classification', 'regression' or None. Received: task={task!r}")
     _check_slots(df.sparkSession, options)
+    model = models.check_source(model, model_args, df)
     started = time.monotonic()
     data = prepare(df, features_col, label_col, options)
     prepared = time.monotonic() - started
     logger.log(logging.INFO if options.verbose else logging.DEBUG,
                "dlbridge trainer: input read, checked and cached in %.1fs", prepared)
     try:
-        keras_model, objective = _setup(data, model, model_args, options, task)
+        keras_model, objective = _setup(data, model, options, task)
         result = _train(df.sparkSession, data, keras_model, objective, options, timeout,
                         models.factory_module(model))
         result.summary["prepare_seconds"] = prepared
@@ -117,13 +123,13 @@ def _check_slots(spark, options: TrainingOptions) -> None:
                    options.numWorkers, slots)
 
 
-def _setup(data: PreparedData, source: Any, model_args, options: TrainingOptions, task: str | None):
+def _setup(data: PreparedData, source: Any, options: TrainingOptions, task: str | None):
     if models.is_builder(source):
         task = objectives.infer_task(data.label, options, source, task=task)
         keras_model = models.resolve_model(source, data.input_dim,
                                            objectives.num_outputs_for(data.label, task))
     else:
-        keras_model = models.resolve_model(source, data.input_dim, None, model_args)
+        keras_model = models.resolve_model(source, data.input_dim, None)
         task = objectives.infer_task(data.label, options, source, keras_model, task)
     objective = objectives.choose_objective(data.label, task, keras_model, options)
     classes = data.label.num_classes

@@ -1,15 +1,14 @@
 """Resolving the ``model`` argument of :func:`dlbridge.trainer.fit` to a Keras model."""
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-import re
-from typing import Any, Callable
+from typing import Any
+
+from dlbridge.trainer import sources
 
 logger = logging.getLogger("dlbridge.trainer")
 
-_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 TASKS = ("classification", "regression")
 
 
@@ -71,9 +70,32 @@ def mlp_builder(hidden_layers: list[int], task: str) -> MLPBuilder:
     return MLPBuilder(hidden_layers, task)
 
 
-def resolve_model(source: Any, input_dim: int, num_outputs: int | None,
-                  model_args: dict[str, Any] | None = None):
-    """Turn any accepted model form into a fresh, built ``keras.Model``.
+def check_source(source: Any, model_args: dict[str, Any] | None, df: Any) -> Any:
+    """Checks a string model source before any import or Spark job; other sources pass unchanged.
+
+    A JSON config becomes a checked :class:`~dlbridge.trainer.sources.KerasConfig`; a
+    factory name a :class:`~dlbridge.trainer.sources.FactorySource`, granted only when
+    registered or listed in ``spark.dlbridge.modelFactories.allowed`` of ``df``'s session.
+
+    Raises
+    ------
+    ValueError
+        For a missing ``.keras`` path, an unsafe config, or a factory that is not granted.
+    """
+    if not isinstance(source, str):
+        return source
+    text = source.strip()
+    if text.startswith("{"):
+        return sources.keras_config(text, "model")
+    if text.endswith(".keras"):
+        if not os.path.isfile(text):
+            raise ValueError(f"model path {text!r} does not exist; expected a .keras file saved by model.save().")
+        return text
+    return sources.resolve_factory(text, model_args or {}, sources.allowed_factories(df), "model", "model_args")
+
+
+def resolve_model(source: Any, input_dim: int, num_outputs: int | None):
+    """Turn a checked model source (see :func:`check_source`) into a fresh, built ``keras.Model``.
 
     ``num_outputs`` is only needed (and only computed) for builder callables.
 
@@ -82,14 +104,18 @@ def resolve_model(source: Any, input_dim: int, num_outputs: int | None,
     TypeError
         If ``source`` is of no accepted form, or a factory returns no model.
     ValueError
-        If a path, JSON config or factory string cannot be used.
+        If a config cannot be deserialised.
     """
     import keras
 
     if isinstance(source, keras.Model):
         model = _copy(source)
+    elif isinstance(source, sources.FactorySource):
+        model = source.function(**source.args)
+    elif isinstance(source, sources.KerasConfig):
+        model = _from_config(source)
     elif isinstance(source, str):
-        model = _from_string(source, model_args or {})
+        model = keras.models.load_model(source, compile=False, safe_mode=True)
     elif callable(source):
         model = source(input_dim, num_outputs)
     else:
@@ -126,10 +152,8 @@ def is_builder(source: Any) -> bool:
 
 
 def factory_module(source: Any) -> str | None:
-    """The module of a ``module:function`` source (workers import it for custom objects)."""
-    if isinstance(source, str) and _FACTORY.match(source.strip()):
-        return source.strip().split(":")[0]
-    return None
+    """The module executors import for a granted factory's custom objects (its own module), else None."""
+    return source.module if isinstance(source, sources.FactorySource) else None
 
 
 def _copy(model):
@@ -144,31 +168,15 @@ def _copy(model):
     return clone
 
 
-def _from_string(source: str, model_args: dict[str, Any]):
-    import keras
-
-    text = source.strip()
-    if text.startswith("{"):
-        try:
-            return keras.models.model_from_json(text)
-        except (ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"model looks like a Keras JSON config but cannot be read: {e}") from e
-    if text.endswith(".keras"):
-        if not os.path.isfile(text):
-            raise ValueError(f"model path {text!r} does not exist; expected a .keras file saved by model.save().")
-        return keras.models.load_model(text, compile=False, safe_mode=True)
-    if _FACTORY.match(text):
-        module_name, func_name = text.split(":")
-        try:
-            factory: Callable[..., Any] = getattr(importlib.import_module(module_name), func_name)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"model factory {text!r} cannot be imported: {e}. It must be importable "
-                             "on the driver and on the executors.") from e
-        return factory(**model_args)
-    raise ValueError(_forms(f"model={source[:80]!r}"))
+def _from_config(source: "sources.KerasConfig"):
+    try:
+        return sources.model_from_config(source)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"model looks like a Keras JSON config but cannot be read: {e}") from e
 
 
 def _forms(received: str) -> str:
-    return ("model must be a keras.Model, a path to a .keras file, a Keras JSON config string, a "
-            "'module:function' factory string, or a callable build(input_dim, num_outputs). "
+    return ("model must be a keras.Model, a path to a .keras file, a Keras JSON config string, the name "
+            "of a registered model factory or an allowed 'module:function', or a callable "
+            "build(input_dim, num_outputs). "
             f"Received: {received}")

@@ -1,7 +1,13 @@
-"""Keras model factories the tests name as ``modelFactory`` ("keras_factories:small_mlp")."""
+"""Keras model factories the tests name as ``modelFactory`` (registered names such as "small_mlp").
+
+Importing this module registers them (the Scala suites list it in spark.dlbridge.python.modules).
+"""
 from __future__ import annotations
 
+from dlbridge import register_model_factory
 
+
+@register_model_factory("small_mlp")
 def small_mlp(inputs: int = 64, classes: int = 10, hidden: int = 32):  # type: ignore[no-untyped-def]
     """A one-hidden-layer softmax classifier."""
     import keras
@@ -14,6 +20,7 @@ def small_mlp(inputs: int = 64, classes: int = 10, hidden: int = 32):  # type: i
 _CALLS = {"count": 0}
 
 
+@register_model_factory("fail_once_mlp")
 def fail_once_mlp(marker: str, inputs: int = 64, classes: int = 10, hidden: int = 64):  # type: ignore[no-untyped-def]
     """A softmax MLP whose first layer fails one training step, once per ``marker`` file.
 
@@ -70,6 +77,7 @@ def _register_fail_once():  # type: ignore[no-untyped-def]
 FailOnce = _register_fail_once()
 
 
+@register_model_factory("bn_mlp")
 def bn_mlp(inputs: int = 64, classes: int = 10, momentum: float = 0.9):  # type: ignore[no-untyped-def]
     """A softmax MLP that normalises its input with BatchNormalization (non-trainable statistics)."""
     import keras

@@ -5,8 +5,9 @@ import java.util.Base64
 import dlbridge.python.PythonBridge
 
 import org.apache.spark.ml.Estimator
+import org.apache.spark.ml.dlbridge.SparkShims
 import org.apache.spark.ml.param.ParamMap
-import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
+import org.apache.spark.ml.util.{DefaultParamsWritable, Identifiable, MLReadable, MLReader}
 import org.apache.spark.sql.Dataset
 import org.apache.spark.sql.types.StructType
 import org.json4s.JsonAST.{JObject, JString}
@@ -84,7 +85,25 @@ class KerasEstimator(override val uid: String)
   override def copy(extra: ParamMap): KerasEstimator = defaultCopy(extra)
 }
 
-/** Loads a saved [[KerasEstimator]]. */
-object KerasEstimator extends DefaultParamsReadable[KerasEstimator] {
+/**
+ * Loads a saved [[KerasEstimator]]. A `modelFactory` naming a `module:function` that the running
+ * application does not list in `spark.dlbridge.modelFactories.allowed` is refused here (see
+ * [[ModelSources]]); a registered name is checked at fit.
+ */
+object KerasEstimator extends MLReadable[KerasEstimator] {
+
+  override def read: MLReader[KerasEstimator] = new KerasEstimatorReader
+
   override def load(path: String): KerasEstimator = super.load(path)
+
+  private class KerasEstimatorReader extends MLReader[KerasEstimator] {
+    private val className = classOf[KerasEstimator].getName
+
+    override def load(path: String): KerasEstimator = {
+      val estimator = new KerasEstimator(SparkShims.savedUid(path, sparkSession, className))
+      SparkShims.loadMetadataInto(estimator, path, sparkSession, className)
+      ModelSources.checkLoaded(estimator, path, sparkSession)
+      estimator
+    }
+  }
 }

@@ -82,7 +82,10 @@ class KerasModel private[ml] (
   override def write: MLWriter = new KerasModel.KerasModelWriter(this)
 }
 
-/** Loads saved models, and turns a `.keras` file trained elsewhere into a [[KerasModel]]. */
+/**
+ * Loads saved models (refusing a `modelFactory` `module:function` the application does not allow, as
+ * [[KerasEstimator]] does), and turns a `.keras` file trained elsewhere into a [[KerasModel]].
+ */
 object KerasModel extends MLReadable[KerasModel] {
 
   override def read: MLReader[KerasModel] = new KerasModelReader
@@ -116,6 +119,7 @@ object KerasModel extends MLReadable[KerasModel] {
       val model = new KerasModel(uid, KerasModelIO.readBytes(s"$path/data/model.keras", sparkSession),
         KerasModelIO.readString(s"$path/data/summary.json", sparkSession))
       SparkShims.loadMetadataInto(model, path, sparkSession, className)
+      ModelSources.checkLoaded(model, path, sparkSession)
       model
     }
   }

@@ -27,18 +27,30 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
   final val modelFile: Param[String] = new Param[String](this, "modelFile",
     "path of a Keras .keras file to train or use (default: empty)")
 
-  /** A Keras model's JSON config (`model.to_json()`). Default: empty. @group param */
-  final val modelConfig: Param[String] = new Param[String](this, "modelConfig",
-    "JSON config of a Keras model, as from model.to_json() (default: empty)")
+  /**
+   * A Keras model's JSON config (`model.to_json()`): a JSON object only, never a path or a factory.
+   * Deserialised in Keras safe mode; a config naming a lambda, a `Lambda` layer, or a class or
+   * function outside Keras that is not a registered custom object is refused. Default: empty. @group param
+   */
+  final val modelConfig: ModelConfigParam = new ModelConfigParam(this, "modelConfig",
+    "JSON config of a Keras model, as from model.to_json(): a JSON object only, deserialised in Keras safe " +
+      "mode; lambdas, Lambda layers and classes outside Keras that are not registered custom objects are " +
+      "refused (default: empty)")
 
-  /** A `module:function` that builds the Keras model (called with `modelFactoryArgs`). Default: empty. @group param */
-  final val modelFactory: Param[String] = new Param[String](this, "modelFactory",
-    "module:function returning a Keras model, called with modelFactoryArgs (default: empty)",
-    (v: String) => v.isEmpty || v.matches("[A-Za-z_][\\w.]*:[A-Za-z_]\\w*"))
+  /**
+   * The model factory: the name of one registered with `@dlbridge.register_model_factory`, or a
+   * `module:function` listed in `spark.dlbridge.modelFactories.allowed` (see [[ModelSources]]);
+   * called with `modelFactoryArgs`, it returns a Keras model. Default: empty. @group param
+   */
+  final val modelFactory: ModelFactoryParam = new ModelFactoryParam(this, "modelFactory",
+    "name of a model factory registered with @dlbridge.register_model_factory, or a module:function listed " +
+      "in spark.dlbridge.modelFactories.allowed; called with modelFactoryArgs, it returns a Keras model " +
+      "(default: empty)")
 
-  /** Keyword arguments of `modelFactory`, as a JSON object. Default: `{}`. @group param */
+  /** Keyword arguments of `modelFactory`, as a JSON object, checked against its signature. Default: `{}`. @group param */
   final val modelFactoryArgs: JsonObjectParam = new JsonObjectParam(this, "modelFactoryArgs",
-    "keyword arguments of modelFactory, as a JSON object (default: {})")
+    "keyword arguments of modelFactory, as a JSON object, checked against its signature before any job " +
+      "(default: {})")
 
   /** Hidden layer sizes of the built-in MLP, used when no other model source is set. Default: `[64]`. @group param */
   final val hiddenLayers: IntArrayParam = new IntArrayParam(this, "hiddenLayers",
