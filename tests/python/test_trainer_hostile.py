@@ -299,7 +299,10 @@ def test_tls_fit_under_attack_matches_the_plain_fit(tls_spark):
     opts = TrainingOptions(mode="sync", epochs=4, batchSize=32, optimizerOptions='{"learning_rate": 0.005}',
                            verbose=0)
     thread, out = run_in_thread(lambda: fit(train, "features", "label", mlp_builder([64], "classification"), opts))
-    server = wait_for(lambda: [s for s in running_servers() if s.stats["pushes"] > 0], 300, "a training server")[0]
+    servers = wait_for(lambda: [s for s in running_servers() if s.stats["pushes"] > 0] or not thread.is_alive(),
+                       300, "a training server")
+    assert thread.is_alive(), out.get("error")
+    server = servers[0]
     record = _tls_server_hello(server.port)
     assert record[0] == 0x16 and record != p.HEADER.pack(p.CHALLENGE, p.NONCE_BYTES)[:5]  # handshake record
     with pytest.raises(transport.PinMismatch):

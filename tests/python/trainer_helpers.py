@@ -85,12 +85,18 @@ def assert_no_leaks(port: int | None = None, wait: float = 5.0) -> None:
 
 
 def running_servers() -> list[Any]:
-    """Parameter servers alive in this process, found through the garbage collector (no server hook)."""
-    import gc
+    """Parameter servers running in this process, reached through their accept threads.
 
-    from dlbridge.trainer.server import ParameterServer
-
-    return [o for o in gc.get_objects() if isinstance(o, ParameterServer) and not o.closed]
+    (Not ``gc.get_objects()``: it can grab tuples other threads are still building,
+    which then fail with ``SystemError``.)
+    """
+    found = []
+    for thread in threading.enumerate():
+        if thread.name.startswith("dlbridge-ps") and thread.name.endswith("-accept"):
+            server = getattr(getattr(thread, "_target", None), "__self__", None)
+            if server is not None and not server.closed:
+                found.append(server)
+    return found
 
 
 def port_of(result: Any) -> int:

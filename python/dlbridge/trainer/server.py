@@ -242,7 +242,7 @@ class ParameterServer:
             self._finish(state)
 
     def _authenticate(self, state: dict[str, Any], addr: Any, deadline: float) -> bool:
-        """Run TLS (if on) and the HMAC handshake, all before ``deadline``; count the slot as authenticated."""
+        """Run TLS (if on) and the HMAC handshake, all before ``deadline``; ``False`` if refused."""
         try:
             conn = state["conn"]
             conn.setblocking(True)
@@ -251,22 +251,23 @@ class ParameterServer:
                 conn = state["conn"] = self._replace(conn, transport.server_wrap(self._tls, conn))
                 _arm(conn, deadline)
                 conn.do_handshake()  # one deadline for the whole TLS handshake (CPython's _ssl)
-            p.server_handshake(_Deadline(conn, deadline), self._secret, self._admit)
+            p.server_handshake(_Deadline(conn, deadline), self._secret, lambda: self._admit(state))
         except p.Busy as e:
             logger.info("parameter server on port %d: refused %s: %s", self.port, addr, e)
             return False
         except (p.ProtocolError, OSError, ValueError) as e:
             self._reject(addr, e)
             return False
-        state["authenticated"] = True
         return True
 
-    def _admit(self) -> str | None:
+    def _admit(self, state: dict[str, Any]) -> str | None:
+        """Move a connection that proved the secret from the pending to the authenticated slots."""
         with self._lock:
             if self._authenticated >= self._limit:
                 return f"all {self._limit} connections of this fit are in use; retry later"
             self._pending -= 1
             self._authenticated += 1
+            state["authenticated"] = True
             return None
 
     def _replace(self, old: socket.socket, new: socket.socket) -> socket.socket:
