@@ -15,7 +15,9 @@ Run with ``dev/bench trainer`` (or ``python bench/bench_trainer.py --help``). In
   before epoch 1, like ``model.fit``'s in-memory arrays), steady state (epochs 2+),
   whole fit (including reading, checking and caching the input), test accuracy;
 * parameter-server round trips/s on loopback for that model: PULL then PUSH (no
-  reply), and the combined PUSH-returning-weights that workers use.
+  reply), and the combined PUSH-returning-weights that workers use; over plain TCP and
+  over TLS (what a fit uses when Spark's crypto/ssl is on), median of 3 alternating rounds.
+  ``--round-trips-only`` measures just these.
 """
 from __future__ import annotations
 
@@ -95,25 +97,47 @@ def trainer_run(df, variant: str, x_test, y_test, epochs: int, batch: int) -> di
             "prepare_seconds": result.summary["prepare_seconds"], "accuracy": _accuracy(result.model, x_test, y_test)}
 
 
-def round_trips(seconds: float = 5.0) -> dict:
-    """PS round trips/s on loopback for the 269k-parameter model (client thread in this process)."""
+def round_trips(seconds: float = 3.0, rounds: int = 3) -> dict:
+    """PS round trips/s on loopback for the 269k-parameter model, plain TCP and TLS, alternating.
+
+    Each of ``rounds`` rounds measures both transports back to back (client thread in this
+    process); the figures are medians over the rounds.
+    """
     import keras
 
-    from dlbridge.trainer import protocol as p
-    from dlbridge.trainer.client import ServerConnection
-    from dlbridge.trainer.server import ParameterServer
     from dlbridge.trainer.store import WeightStore
 
     store = WeightStore(student(), keras.optimizers.Adam(1e-3), locked=True)
-    server = ParameterServer(store, p.new_secret(), "async", 1, "127.0.0.1", timeout=30.0)
+    runs: dict[str, list[tuple[float, float]]] = {"plain": [], "tls": []}
+    for _ in range(rounds):
+        for transport_name in runs:
+            runs[transport_name].append(_round_trip_rates(store, transport_name == "tls", seconds))
+    out: dict = {"params": store.num_params, "rounds": rounds}
+    for name, rates in runs.items():
+        out[f"{name}_pull_then_push_per_sec"] = statistics.median(r[0] for r in rates)
+        out[f"{name}_push_returning_weights_per_sec"] = statistics.median(r[1] for r in rates)
+    return out
+
+
+def _round_trip_rates(store, tls: bool, seconds: float) -> tuple[float, float]:
+    """(PULL then PUSH without reply, PUSH returning weights) per second against a fresh server."""
+    from dlbridge.trainer import protocol as p
+    from dlbridge.trainer import transport
+    from dlbridge.trainer.client import ServerConnection
+    from dlbridge.trainer.server import ParameterServer
+
+    identity = transport.new_identity() if tls else None
+    secret = p.new_secret()
+    server = ParameterServer(store, secret, "async", 1, "127.0.0.1", timeout=30.0, tls=identity)
     try:
-        with ServerConnection("127.0.0.1", server.port, server._secret, store.num_params, 30.0) as conn:
+        with ServerConnection("127.0.0.1", server.port, secret, store.num_params, 30.0,
+                              identity.fingerprint if identity else None) as conn:
             grad = np.full(store.num_params, 1e-6, dtype=np.float32)
             separate = _rate(lambda: (conn.pull(), conn.push(grad, 128, want_weights=False)), seconds)
             combined = _rate(lambda: conn.push(grad, 128), seconds)
     finally:
         server.close()
-    return {"params": store.num_params, "pull_then_push_per_sec": separate, "push_returning_weights_per_sec": combined}
+    return separate, combined
 
 
 def _rate(step, seconds: float) -> float:
@@ -138,23 +162,26 @@ def main() -> None:
     parser.add_argument("--modes", default="hogwild,async,sync,hogwild:4",
                         help="comma-separated modes, each optionally :stepsPerSync")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all modes")
+    parser.add_argument("--round-trips-only", action="store_true", help="only the parameter-server round trips")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    x_all, y_all = teacher_data(args.rows + 10_000)
-    data = x_all[: args.rows], y_all[: args.rows], x_all[args.rows:], y_all[args.rows:]
     trips = round_trips()
     logger.info("round trips: %s", trips)
-    pairs = _paired_runs(data, args)
-    print(f"round trips/s, {trips['params']:,} parameters: pull+push {trips['pull_then_push_per_sec']:.0f}, "
-          f"push returning weights {trips['push_returning_weights_per_sec']:.0f}")
-    _report(pairs)
+    pairs = [] if args.round_trips_only else _paired_runs(args)
+    for name in ("plain", "tls"):
+        print(f"round trips/s ({name}, median of {trips['rounds']}), {trips['params']:,} parameters: "
+              f"pull+push {trips[f'{name}_pull_then_push_per_sec']:.0f}, "
+              f"push returning weights {trips[f'{name}_push_returning_weights_per_sec']:.0f}")
+    if pairs:
+        _report(pairs)
 
 
-def _paired_runs(data, args) -> list[tuple[dict, dict]]:
+def _paired_runs(args) -> list[tuple[dict, dict]]:
     """``(model.fit, trainer fit)`` per mode, the reference measured right before its trainer fit."""
     from pyspark.sql import SparkSession
 
-    x, y, x_test, y_test = data
+    x_all, y_all = teacher_data(args.rows + 10_000)
+    x, y, x_test, y_test = x_all[: args.rows], y_all[: args.rows], x_all[args.rows:], y_all[args.rows:]
     spark = (SparkSession.builder.master("local[2]").appName("bench-trainer")
              .config("spark.python.worker.reuse", "true").config("spark.ui.showConsoleProgress", "false")
              .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())

@@ -11,9 +11,8 @@ import pytest
 from dlbridge.trainer import TrainingOptions, fit, mlp_builder
 from dlbridge.trainer import protocol as p
 from dlbridge.trainer.client import ServerConnection
-from dlbridge.trainer.server import active_servers
 from trainer_helpers import (send_after_challenge, accuracy, assert_no_leaks, diabetes_frames, digits_frames, port_of, run_in_thread,
-                             wait_for)
+                             running_servers, wait_for)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def _authenticated_garbage(server, kind: int, payload: bytes) -> int:
 @pytest.mark.slow
 def test_attacks_are_rejected_while_a_fit_completes(digits, tmp_path):
     thread, out = run_in_thread(_digits_fit(digits, epochs=8))
-    server = wait_for(lambda: [s for s in active_servers() if s.stats["pushes"] > 0], 120, "a training server")[0]
+    server = wait_for(lambda: [s for s in running_servers() if s.stats["pushes"] > 0], 120, "a training server")[0]
     marker = str(tmp_path / "pwned")
     evil = pickle.dumps(_Payload(marker))
     with pytest.raises(RuntimeError):
@@ -94,7 +93,7 @@ def test_two_concurrent_fits(spark, digits):
 @pytest.mark.parametrize("mode", ["hogwild", "sync"])
 def test_server_killed_mid_fit_fails_clearly_without_hanging(digits, mode):
     thread, out = run_in_thread(_digits_fit(digits, mode=mode, epochs=200))
-    server = wait_for(lambda: [s for s in active_servers() if s.stats["pushes"] > 20], 120, "a training server")[0]
+    server = wait_for(lambda: [s for s in running_servers() if s.stats["pushes"] > 20], 120, "a training server")[0]
     killed = time.monotonic()
     server.close("killed by the test")
     thread.join(120)

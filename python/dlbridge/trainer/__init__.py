@@ -5,7 +5,11 @@ secret) holds the trainable weights and the optimizer. Each epoch is one Spark
 job over the cached, repartitioned input: every task streams its partition in
 Arrow batches, computes gradients with ``tf.GradientTape`` and exchanges them
 with the server over an HMAC-authenticated binary protocol (raw float32, JSON
-for control, nothing unpickled).
+for control, nothing unpickled), inside TLS with a pinned per-fit certificate
+when Spark's ``spark.network.crypto.enabled`` or ``spark.ssl.enabled`` is on.
+The server admits ``4 * numWorkers + 8`` authenticated connections and a few
+unauthenticated ones, each with one handshake deadline; ``fit`` rejects a
+``numWorkers`` it cannot serve before any Spark job.
 
 Modes: ``hogwild`` applies pushes concurrently without a lock; ``async``
 serialises them under a lock; ``sync`` runs a barrier stage in which every

@@ -1,12 +1,30 @@
-"""Worker-side connection to the parameter server."""
+"""Worker-side connection to the parameter server.
+
+Opening a connection retries with backoff (:data:`FIRST_BACKOFF` doubling to
+:data:`MAX_BACKOFF`, jittered) while the server refuses it for now: a connection
+closed or cut during the handshake (the server's unauthenticated slots are full,
+or its handshake deadline passed under load) or a ``BUSY`` answer. It gives up
+when the worker's timeout is spent. A refused connection (nothing listening), a
+wrong secret or a TLS certificate that differs from the pinned one fail at once.
+"""
 from __future__ import annotations
 
+import random
 import socket
+import ssl
+import time
 from typing import Any
 
 import numpy as np
 
 from dlbridge.trainer import protocol as p
+from dlbridge.trainer import transport
+
+FIRST_BACKOFF = 0.05
+MAX_BACKOFF = 1.0
+# Failures of an attempt that a later attempt may not meet. Refused connects never get here:
+# they fail at once (nothing listens there).
+_RETRYABLE = (p.Busy, ConnectionError, ssl.SSLError)
 
 
 class ServerConnection:
@@ -21,15 +39,37 @@ class ServerConnection:
     num_params : int
         Number of float32 values in the flat weight vector.
     timeout : float
-        Seconds any single connect, send or receive may take.
+        Seconds the whole connect (with its retries) may take, and any single
+        send or receive afterwards.
+    pin : bytes, optional
+        SHA-256 of the server's TLS certificate: connect over TLS and refuse any
+        other certificate. Defaults to ``None`` (plain TCP).
     """
 
-    def __init__(self, host: str, port: int, secret: bytes, num_params: int, timeout: float) -> None:
+    def __init__(self, host: str, port: int, secret: bytes, num_params: int, timeout: float,
+                 pin: bytes | None = None) -> None:
         self.address = f"{host}:{port}"
         self.num_params = num_params
         self._max_frame = p.WEIGHTS_HEADER.size + 4 * num_params + p.MAX_CONTROL_FRAME
+        deadline, delay, attempts = time.monotonic() + timeout, FIRST_BACKOFF, 1
+        while True:
+            try:
+                self._sock = self._open(host, port, secret, pin, deadline)
+                break
+            except _RETRYABLE as e:
+                if time.monotonic() + delay >= deadline:
+                    raise RuntimeError(
+                        f"The dlbridge parameter server at {self.address} did not accept this worker within "
+                        f"{timeout:.0f}s ({attempts} attempts; last: {e!r}). It may be overloaded or under "
+                        "attack; check the driver log.") from e
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay, attempts = min(2 * delay, MAX_BACKOFF), attempts + 1
+        self._sock.settimeout(timeout)
+
+    def _open(self, host: str, port: int, secret: bytes, pin: bytes | None, deadline: float) -> socket.socket:
+        """One attempt: connect, TLS (if pinned), HMAC handshake; every step within ``deadline``."""
         try:
-            self._sock = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.create_connection((host, port), timeout=max(deadline - time.monotonic(), 0.01))
         except OSError as e:
             raise RuntimeError(
                 f"Cannot reach the dlbridge parameter server at {self.address}: {e}. "
@@ -37,15 +77,21 @@ class ServerConnection:
                 "spark.driver.host and that the fit is still running."
             ) from e
         try:
-            self._sock.settimeout(timeout)
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            p.client_handshake(self._sock, secret)
-        except (OSError, ConnectionError) as e:
-            self._sock.close()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if pin is not None:
+                sock = transport.client_wrap(sock, pin)
+            sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            p.client_handshake(sock, secret)
+            return sock
+        except _RETRYABLE:
+            sock.close()
+            raise
+        except OSError as e:
+            sock.close()
             raise RuntimeError(f"The dlbridge parameter server at {self.address} did not complete the "
                                f"authentication handshake: {e!r}. Is another service using that port?") from e
         except BaseException:
-            self._sock.close()
+            sock.close()
             raise
 
     def hello(self, message: dict[str, Any]) -> dict[str, Any]:

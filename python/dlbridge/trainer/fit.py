@@ -8,11 +8,11 @@ import time
 import uuid
 from typing import Any, Sequence
 
-from dlbridge.trainer import models, objectives, state
+from dlbridge.trainer import models, objectives, state, transport
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.protocol import new_secret
-from dlbridge.trainer.server import ParameterServer
+from dlbridge.trainer.server import ParameterServer, check_capacity
 from dlbridge.trainer.store import WeightStore
 from dlbridge.trainer.worker import STATS_SCHEMA, WorkerSpec, evaluate_function, train_function
 
@@ -106,6 +106,7 @@ def fit(df, features_col: str | Sequence[str], label_col: str, model: Any,
 
 
 def _check_slots(spark, options: TrainingOptions) -> None:
+    check_capacity(options.numWorkers)
     try:
         slots = spark.sparkContext.defaultParallelism
     except Exception as e:  # noqa: BLE001 - Spark Connect raises its own "not supported" errors here
@@ -145,7 +146,8 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
     store = WeightStore(model, objectives.make_optimizer(options), locked=options.mode != "hogwild")
     bind_host, host = _driver_address(spark)
     secret = new_secret()
-    server = ParameterServer(store, secret, options.mode, options.numWorkers, bind_host, timeout)
+    tls = transport.identity_for(spark.sparkContext.getConf())  # TLS when Spark encrypts its own traffic
+    server = ParameterServer(store, secret, options.mode, options.numWorkers, bind_host, timeout, tls)
     fit_id = uuid.uuid4().hex
     sc = spark.sparkContext
     tag = f"dlbridge-fit-{fit_id}"
@@ -156,7 +158,8 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
             fit_id=fit_id, host=host, port=server.port, secret=secret, model_json=model_json,
             imports=(factory_module,) if factory_module else (), num_params=store.num_params,
             input_dim=data.input_dim, label_dim=data.label.dim, task=objective.task, loss=objective.loss,
-            from_logits=objective.from_logits, sparse=objective.sparse, options=options, timeout=timeout)
+            from_logits=objective.from_logits, sparse=objective.sparse, options=options, timeout=timeout,
+            pin=tls.fingerprint if tls else None)
         logger.info("dlbridge trainer: %s mode, %d workers, loss %s, %d parameters, server %s:%d",
                     options.mode, options.numWorkers, objective.loss, store.num_params, host, server.port)
         history = [_log_epoch(_epoch(data, spec, server, epoch, model), options)
@@ -168,7 +171,7 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
         server.close()
     _compile(model, objective, store.optimizer)
     summary = {"mode": options.mode, "num_workers": options.numWorkers, "loss": objective.loss,
-               "task": objective.task, "address": f"{host}:{server.port}", **stats}
+               "task": objective.task, "address": f"{host}:{server.port}", "tls": tls is not None, **stats}
     return TrainingResult(model=model, history=history, summary=summary)
 
 

@@ -12,7 +12,10 @@ per-fit 32-byte secret:
 3. server -> client ``AUTH_OK``: ``HMAC(secret, b"s" + sn + cn)``.
 
 Both sides compare with :func:`hmac.compare_digest`; before authentication a
-frame may not exceed :data:`MAX_HANDSHAKE_FRAME` bytes.
+frame may not exceed :data:`MAX_HANDSHAKE_FRAME` bytes. Instead of ``AUTH_OK``
+the server may answer ``ERROR`` (wrong secret: final) or ``BUSY`` (no free
+connection slot: the client may retry later). With TLS on (see
+:mod:`dlbridge.trainer.transport`) all of this runs inside the TLS session.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import json
 import os
 import socket
 import struct
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -35,7 +38,7 @@ NONCE_BYTES = 32
 # Frame kinds.
 CHALLENGE, AUTH, AUTH_OK = 1, 2, 3
 HELLO, PULL, PUSH, DONE, BYE = 10, 11, 12, 13, 14
-WEIGHTS, ACK, ERROR = 20, 21, 22
+WEIGHTS, ACK, ERROR, BUSY = 20, 21, 22, 23
 
 # PUSH payload: flags, samples, then float32 values. Flag bits:
 PUSH_HEADER = struct.Struct("<BI")
@@ -47,6 +50,10 @@ WEIGHTS_HEADER = struct.Struct("<Q")
 
 class ProtocolError(RuntimeError):
     """A peer broke the protocol: bad frame, failed authentication, or an ERROR frame."""
+
+
+class Busy(ProtocolError):
+    """The server authenticated this client but has no free connection slot; retrying may succeed."""
 
 
 def new_secret() -> bytes:
@@ -106,8 +113,8 @@ def parse_json(payload: memoryview) -> dict[str, Any]:
     """Decode a JSON control payload, which must be an object."""
     try:
         message = json.loads(bytes(payload).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ProtocolError("control frame is not UTF-8 JSON") from e
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ProtocolError("control frame is not UTF-8 JSON (or nests too deeply)") from e
     if not isinstance(message, dict):
         raise ProtocolError("control frame is not a JSON object")
     return message
@@ -123,8 +130,12 @@ def floats(payload: memoryview, offset: int, expected: int) -> np.ndarray:
     return np.frombuffer(payload, dtype="<f4", count=expected, offset=offset)
 
 
-def server_handshake(sock: socket.socket, secret: bytes) -> None:
-    """Authenticate a freshly accepted connection or raise ``ProtocolError``."""
+def server_handshake(sock: socket.socket, secret: bytes, admit: Callable[[], str | None] = lambda: None) -> None:
+    """Authenticate a freshly accepted connection or raise ``ProtocolError``.
+
+    ``admit`` is called once the client has proved it holds the secret; a reason it
+    returns is sent as ``BUSY`` (and raised as :class:`Busy`) instead of ``AUTH_OK``.
+    """
     server_nonce = os.urandom(NONCE_BYTES)
     send_frame(sock, CHALLENGE, server_nonce)
     kind, payload = recv_frame(sock, MAX_HANDSHAKE_FRAME)
@@ -133,7 +144,12 @@ def server_handshake(sock: socket.socket, secret: bytes) -> None:
     client_nonce = bytes(payload[:NONCE_BYTES])
     expected = client_mac(secret, server_nonce, client_nonce)
     if not hmac.compare_digest(expected, bytes(payload[NONCE_BYTES:])):
+        send_frame(sock, ERROR, b"authentication failed")
         raise ProtocolError("authentication failed: wrong secret")
+    refusal = admit()
+    if refusal is not None:
+        send_frame(sock, BUSY, refusal.encode("utf-8")[:MAX_HANDSHAKE_FRAME])
+        raise Busy(refusal)
     send_frame(sock, AUTH_OK, server_mac(secret, server_nonce, client_nonce))
 
 
@@ -146,8 +162,9 @@ def client_handshake(sock: socket.socket, secret: bytes) -> None:
     client_nonce = os.urandom(NONCE_BYTES)
     send_frame(sock, AUTH, client_nonce, client_mac(secret, server_nonce, client_nonce))
     kind, payload = recv_frame(sock, MAX_HANDSHAKE_FRAME)
-    if kind == ERROR:
-        raise ProtocolError(f"parameter server refused the connection: {bytes(payload).decode()}")
+    if kind in (ERROR, BUSY):
+        error = Busy if kind == BUSY else ProtocolError
+        raise error(f"parameter server refused the connection: {bytes(payload).decode('utf-8', 'replace')}")
     expected = server_mac(secret, server_nonce, client_nonce)
     if kind != AUTH_OK or not hmac.compare_digest(expected, bytes(payload)):
         raise ProtocolError("the parameter server failed to authenticate (wrong secret?)")

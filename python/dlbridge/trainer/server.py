@@ -1,28 +1,76 @@
-"""The parameter server: one per fit, on the driver, on an ephemeral port."""
+"""The parameter server: one per fit, on the driver, on an ephemeral port.
+
+Each accepted connection gets a thread. Until it has authenticated (the HMAC
+handshake of :mod:`dlbridge.trainer.protocol`, inside TLS when the fit asked
+for it) a connection holds one of :data:`PENDING_LIMIT` unauthenticated slots and
+must finish the whole handshake within :data:`HANDSHAKE_DEADLINE` seconds of
+``accept``; beyond that limit new connections are closed at once, so a flood of
+idle or dripping peers can never take the slots of workers. Authenticated
+connections have their own cap, :func:`connection_limit` of ``numWorkers``;
+an authenticated worker beyond it is answered ``BUSY`` and retries (see
+:mod:`dlbridge.trainer.client`). Workers that are refused or cut off during the
+handshake retry with backoff within their timeout.
+
+An ``accept`` error (``EMFILE`` when the process runs out of file descriptors,
+``ENOBUFS``...) is survived: it is logged once, the acceptor backs off for
+:data:`ACCEPT_BACKOFF` seconds and keeps accepting; recovery is logged too.
+A malformed frame (unknown kind, wrong length, bad JSON, oversize length prefix)
+fails only the connection that sent it; frames are size-checked before any
+allocation.
+"""
 from __future__ import annotations
 
 import logging
+import resource
 import selectors
 import socket
 import threading
-import weakref
+import time
 from typing import Any, Callable
 
 from dlbridge.trainer import protocol as p
+from dlbridge.trainer import transport
 from dlbridge.trainer.store import WeightStore
 from dlbridge.trainer.sync import SyncAborted, SyncCoordinator
 
 logger = logging.getLogger("dlbridge.trainer")
 
-HANDSHAKE_TIMEOUT = 10.0
-MAX_CONNECTIONS = 64
+HANDSHAKE_DEADLINE = 5.0
+PENDING_LIMIT = 16
+CONNECTIONS_PER_WORKER = 4  # a training and a validation task, and one retried or speculative copy of each
+SPARE_CONNECTIONS = 8
+MAX_CONNECTIONS = 4096  # one thread each
+FD_RESERVE = 256  # descriptors the driver process keeps for Spark, py4j and TensorFlow
+ACCEPT_BACKOFF = 0.2
 THREAD_PREFIX = "dlbridge-ps"
-_ACTIVE: "weakref.WeakSet[ParameterServer]" = weakref.WeakSet()
 
 
-def active_servers() -> list["ParameterServer"]:
-    """Parameter servers currently running in this process (for tests and diagnostics)."""
-    return [s for s in list(_ACTIVE) if not s.closed]
+def connection_limit(num_workers: int) -> int:
+    """Authenticated connections a server for ``num_workers`` workers admits at once."""
+    return CONNECTIONS_PER_WORKER * num_workers + SPARE_CONNECTIONS
+
+
+def max_workers() -> int:
+    """The largest ``numWorkers`` a parameter server in this process can serve.
+
+    Bounded by :data:`MAX_CONNECTIONS` threads and by the process's open-file limit
+    (``ulimit -n``) less :data:`FD_RESERVE`.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    sockets = MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else min(MAX_CONNECTIONS, soft - FD_RESERVE)
+    return max(0, (sockets - PENDING_LIMIT - SPARE_CONNECTIONS) // CONNECTIONS_PER_WORKER)
+
+
+def check_capacity(num_workers: int) -> None:
+    """Raise ``ValueError`` if a server in this process cannot serve ``num_workers`` workers."""
+    limit = max_workers()
+    if num_workers > limit:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        raise ValueError(
+            f"Option numWorkers={num_workers} is more than the parameter server on this driver can serve: "
+            f"the limit is {limit} ({CONNECTIONS_PER_WORKER} connections per worker, at most "
+            f"{MAX_CONNECTIONS} connections, open-file limit {soft}). Set numWorkers <= {limit}, or raise "
+            "the driver process's open-file limit (ulimit -n).")
 
 
 class ParameterServer:
@@ -37,15 +85,18 @@ class ParameterServer:
     mode : str
         ``"hogwild"``, ``"async"`` or ``"sync"``.
     num_workers : int
-        Workers of a ``sync`` barrier (ignored otherwise).
+        Workers of the fit: the size of a ``sync`` barrier, and the base of
+        :func:`connection_limit`.
     bind_host : str
         Address to listen on (the driver's address).
     timeout : float
-        Seconds a connection may stay silent, and a sync round may wait.
+        Seconds an authenticated connection may stay silent, and a sync round may wait.
+    tls : transport.TlsIdentity, optional
+        Speak TLS with this certificate on every connection. Defaults to ``None`` (plain TCP).
     """
 
     def __init__(self, store: WeightStore, secret: bytes, mode: str, num_workers: int,
-                 bind_host: str, timeout: float) -> None:
+                 bind_host: str, timeout: float, tls: transport.TlsIdentity | None = None) -> None:
         self.store = store
         self.mode = mode
         self.timeout = timeout
@@ -54,20 +105,24 @@ class ParameterServer:
         self.on_abort: Callable[[str], None] | None = None
         self.stats = {"connections": 0, "rejected": 0, "pushes": 0, "pulls": 0}
         self._secret = secret
+        self._tls = tls
+        self._limit = connection_limit(num_workers)
         self._sync = SyncCoordinator(store, num_workers, timeout) if mode == "sync" else None
         self._max_frame = p.PUSH_HEADER.size + 4 * store.num_params + p.MAX_CONTROL_FRAME
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
+        self._pending = self._authenticated = 0
         self._threads: set[threading.Thread] = set()
+        self._stopping = threading.Event()
+        self._warned: set[str] = set()
         family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
-        self._listener = socket.create_server((bind_host, 0), family=family)
+        self._listener = socket.create_server((bind_host, 0), family=family, backlog=128)
         self._listener.setblocking(False)
         self.port = self._listener.getsockname()[1]
         self._wake_r, self._wake_w = socket.socketpair()
         self._acceptor = threading.Thread(target=self._accept_loop, name=f"{THREAD_PREFIX}-{self.port}-accept",
                                           daemon=True)
         self._acceptor.start()
-        _ACTIVE.add(self)
 
     def close(self, reason: str | None = None) -> None:
         """Stop accepting, drop every connection, join every thread. Idempotent.
@@ -85,6 +140,7 @@ class ParameterServer:
         reason = reason or "parameter server closed"
         if self._sync:
             self._sync.abort(reason)
+        self._stopping.set()
         self._wake_w.send(b"x")
         self._acceptor.join(self.timeout)
         for conn in conns:
@@ -112,70 +168,132 @@ class ParameterServer:
             return len(self._conns)
 
     def _accept_loop(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._listener, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self.closed:
-                for key, _ in selector.select():
-                    if key.fileobj is self._listener and not self.closed:
-                        self._accept_one()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._listener, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self.closed:
+                    for key, _ in selector.select():
+                        if key.fileobj is self._listener and not self.closed:
+                            self._accept_one()
+        except Exception as e:  # noqa: BLE001 - a broken acceptor fails the fit at once instead of hanging it
+            logger.exception("parameter server on port %d: the accept loop failed", self.port)
+            self.failure = e
+            self._run_abort_hook(f"parameter server failure: {e!r}")
 
     def _accept_one(self) -> None:
         try:
             conn, addr = self._listener.accept()
-        except BlockingIOError:
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
+        except OSError as e:  # EMFILE, ENFILE, ENOBUFS, ENOMEM: survive, back off, keep accepting
+            self._warn_once("accept", "parameter server on port %d: accept failed (%s); backing off %.1fs "
+                            "and retrying until it recovers", self.port, e, ACCEPT_BACKOFF)
+            self._stopping.wait(ACCEPT_BACKOFF)
+            return
+        if "accept" in self._warned:
+            self._warned.discard("accept")
+            logger.warning("parameter server on port %d: accepting connections again", self.port)
         with self._lock:
-            if self.closed or len(self._conns) >= MAX_CONNECTIONS:
+            if self.closed or self._pending >= PENDING_LIMIT:
                 conn.close()
                 self.stats["rejected"] += 1
-                return
-            self._conns.add(conn)
-            self.stats["connections"] += 1
-            thread = threading.Thread(target=self._serve, args=(conn, addr), daemon=True,
-                                      name=f"{THREAD_PREFIX}-{self.port}-conn")
-            self._threads.add(thread)
-        thread.start()
+                full = not self.closed
+            else:
+                full = False
+                self._conns.add(conn)
+                self._pending += 1
+                self.stats["connections"] += 1
+                thread = threading.Thread(target=self._serve, args=(conn, addr, time.monotonic()), daemon=True,
+                                          name=f"{THREAD_PREFIX}-{self.port}-conn")
+                self._threads.add(thread)
+        if full:
+            self._warn_once("pending", "parameter server on port %d: %d connections are still "
+                            "authenticating; closing new ones until they finish", self.port, PENDING_LIMIT)
+        else:
+            thread.start()
 
-    def _serve(self, conn: socket.socket, addr: Any) -> None:
-        state: dict[str, Any] = {}
+    def _warn_once(self, what: str, message: str, *args: Any) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            logger.warning(message, *args)
+
+    def _serve(self, conn: socket.socket, addr: Any, accepted: float) -> None:
+        state: dict[str, Any] = {"conn": conn}
         try:
-            conn.setblocking(True)
-            conn.settimeout(HANDSHAKE_TIMEOUT)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                p.server_handshake(conn, self._secret)
-            except (p.ProtocolError, ConnectionError, OSError, ValueError) as e:
-                self._reject(addr, e)
+            if not self._authenticate(state, addr, accepted + HANDSHAKE_DEADLINE):
                 return
-            conn.settimeout(self.timeout)
-            self._session(conn, state)
+            state["conn"].settimeout(self.timeout)
+            self._session(state["conn"], state)
         except SyncAborted as e:
-            _send_error(conn, str(e))
+            _send_error(state["conn"], str(e))
         except (p.ProtocolError, ValueError) as e:
             logger.warning("parameter server on port %d: protocol error from %s: %s", self.port, addr, e)
-            _send_error(conn, f"protocol error: {e}")
+            _send_error(state["conn"], f"protocol error: {e}")
         except (ConnectionError, OSError) as e:
             if not self.closed:
                 logger.info("parameter server on port %d: connection from %s lost: %s", self.port, addr, e)
         except Exception as e:  # noqa: BLE001 - recorded, reported to the worker and to fit
             logger.exception("parameter server on port %d failed serving %s", self.port, addr)
             self.failure = e
-            _send_error(conn, f"parameter server failure: {type(e).__name__}: {e}")
+            _send_error(state["conn"], f"parameter server failure: {type(e).__name__}: {e}")
             self._run_abort_hook(f"parameter server failure: {e!r}")
         finally:
-            self._finish(conn, state)
+            self._finish(state)
+
+    def _authenticate(self, state: dict[str, Any], addr: Any, deadline: float) -> bool:
+        """Run TLS (if on) and the HMAC handshake, all before ``deadline``; ``False`` if refused."""
+        try:
+            conn = state["conn"]
+            conn.setblocking(True)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                conn = state["conn"] = self._replace(conn, transport.server_wrap(self._tls, conn))
+                _arm(conn, deadline)
+                conn.do_handshake()  # one deadline for the whole TLS handshake (CPython's _ssl)
+            p.server_handshake(_Deadline(conn, deadline), self._secret, lambda: self._admit(state))
+        except p.Busy as e:
+            logger.info("parameter server on port %d: refused %s: %s", self.port, addr, e)
+            return False
+        except (p.ProtocolError, OSError, ValueError) as e:
+            self._reject(addr, e)
+            return False
+        return True
+
+    def _admit(self, state: dict[str, Any]) -> str | None:
+        """Move a connection that proved the secret from the pending to the authenticated slots."""
+        with self._lock:
+            if self._authenticated >= self._limit:
+                return f"all {self._limit} connections of this fit are in use; retry later"
+            self._pending -= 1
+            self._authenticated += 1
+            state["authenticated"] = True
+            return None
+
+    def _replace(self, old: socket.socket, new: socket.socket) -> socket.socket:
+        with self._lock:
+            self._conns.discard(old)
+            self._conns.add(new)
+        if self.closed:
+            _shutdown(new)
+        return new
 
     def _reject(self, addr: Any, error: BaseException) -> None:
         with self._lock:
             self.stats["rejected"] += 1
-        logger.warning("parameter server on port %d: rejected connection from %s: %s", self.port, addr, error)
+        logger.warning("parameter server on port %d: rejected connection from %s: %s", self.port, addr,
+                       error if str(error) else type(error).__name__)
 
-    def _finish(self, conn: socket.socket, state: dict[str, Any]) -> None:
+    def _finish(self, state: dict[str, Any]) -> None:
         if self._sync and "partition" in state:
             self._sync.worker_lost(state["partition"], state["generation"])
+        conn = state["conn"]
         with self._lock:
             self._conns.discard(conn)
+            if state.get("authenticated"):
+                self._authenticated -= 1
+            else:
+                self._pending -= 1
             self._threads.discard(threading.current_thread())
         conn.close()
 
@@ -201,6 +319,7 @@ class ParameterServer:
         if message.get("num_params") != self.store.num_params:
             raise p.ProtocolError(f"worker model has {message.get('num_params')} parameters; "
                                   f"the server holds {self.store.num_params}")
+        _require_ints(message, "partition", "epoch")
         if self._sync:
             partition = int(message["partition"])
             state["generation"] = self._sync.hello(partition, int(message["epoch"]))
@@ -232,11 +351,39 @@ class ParameterServer:
         p.send_frame(conn, p.WEIGHTS, p.WEIGHTS_HEADER.pack(version), memoryview(flat).cast("B"))
 
 
+class _Deadline:
+    """A socket view whose reads and writes all share one deadline (for the handshake)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def recv_into(self, buffer: memoryview, size: int) -> int:
+        _arm(self._sock, self._deadline)
+        return self._sock.recv_into(buffer, size)
+
+    def sendall(self, data: bytes | memoryview) -> None:
+        _arm(self._sock, self._deadline)
+        self._sock.sendall(data)
+
+
+def _arm(sock: socket.socket, deadline: float) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError(f"handshake not completed within {HANDSHAKE_DEADLINE:.0f}s of accept")
+    sock.settimeout(remaining)
+
+
 def _shutdown(conn: socket.socket) -> None:
     try:
-        conn.shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(conn, socket.SHUT_RDWR)  # the plain socket call, also on a TLS socket
     except OSError:
         pass  # already disconnected: the serving thread closes it
+
+
+def _require_ints(message: dict[str, Any], *names: str) -> None:
+    bad = [n for n in names if not isinstance(message.get(n), int) or isinstance(message.get(n), bool)]
+    if bad:
+        raise p.ProtocolError(f"HELLO needs integer fields {', '.join(bad)}")
 
 
 def _send_error(conn: socket.socket, message: str) -> None:

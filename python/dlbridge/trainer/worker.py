@@ -17,7 +17,7 @@ EVAL_BATCH = 1024
 
 @dataclasses.dataclass(frozen=True)
 class WorkerSpec:
-    """Everything a worker needs, captured in the task closure (the secret never goes elsewhere)."""
+    """Everything a worker needs, captured in the task closure (the secret and pin never go elsewhere)."""
 
     fit_id: str
     host: str
@@ -34,6 +34,7 @@ class WorkerSpec:
     sparse: bool
     options: TrainingOptions
     timeout: float
+    pin: bytes | None = None  # SHA-256 of the server's TLS certificate when the fit uses TLS
 
 
 class _Stats:
@@ -114,7 +115,7 @@ def evaluate_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:
 
 
 def _connect(spec: WorkerSpec) -> ServerConnection:
-    return ServerConnection(spec.host, spec.port, spec.secret, spec.num_params, spec.timeout)
+    return ServerConnection(spec.host, spec.port, spec.secret, spec.num_params, spec.timeout, spec.pin)
 
 
 def _gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats) -> None:
