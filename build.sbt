@@ -63,7 +63,9 @@ lazy val root = (project in file("."))
     Test / parallelExecution := false,
     Test / javaOptions ++= sparkJavaOptions ++ Seq("-Xmx3g"),
     Test / envVars ++= Map(
-      "PYTHONPATH" -> (baseDirectory.value / "tests" / "python" / "udfs").getAbsolutePath
+      // The test functions, then this checkout's Python sources (they win over any installed copy).
+      "PYTHONPATH" -> (Seq(baseDirectory.value / "tests" / "python" / "udfs", baseDirectory.value / "python")
+        .map(_.getAbsolutePath) ++ sys.env.get("PYTHONPATH")).mkString(java.io.File.pathSeparator)
     ),
     Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oDF")
   )
