@@ -40,6 +40,13 @@ class BridgeFailureSuite extends AnyFunSuite {
     PythonBridge.companionPid(spark.sparkContext)
   }
 
+  test("a call longer than callTimeout on a responsive companion is not cut") {
+    withSession(BridgeConf.CallTimeout -> "2s") { spark =>
+      val reply = PythonBridge.backend(spark).invoke("test.sleep", """{"seconds": 7}""", Array.empty[AnyRef])
+      assert(reply == "slept")
+    }
+  }
+
   test("a stopped (SIGSTOP) companion fails the next call within callTimeout; the call after runs on a fresh one") {
     withSession(BridgeConf.CallTimeout -> "5s") { spark =>
       val stopped = plusOne(spark)
