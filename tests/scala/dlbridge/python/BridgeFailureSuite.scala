@@ -40,6 +40,15 @@ class BridgeFailureSuite extends AnyFunSuite {
     PythonBridge.companionPid(spark.sparkContext)
   }
 
+  test("an invalid callTimeout names the key and the fix, before any companion starts") {
+    withSession(BridgeConf.CallTimeout -> "soon") { spark =>
+      val e = intercept[IllegalArgumentException](plusOne(spark))
+      assert(e.getMessage.contains(s"${BridgeConf.CallTimeout} must be a positive duration") &&
+        e.getMessage.contains("received soon") && e.getMessage.contains("Fix:"), e.getMessage)
+      assert(PythonBridge.companionPid(spark.sparkContext) == -1)
+    }
+  }
+
   test("a call longer than callTimeout on a responsive companion is not cut") {
     withSession(BridgeConf.CallTimeout -> "2s") { spark =>
       val reply = PythonBridge.backend(spark).invoke("test.sleep", """{"seconds": 7}""", Array.empty[AnyRef])

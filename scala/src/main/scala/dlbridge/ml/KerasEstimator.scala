@@ -68,8 +68,9 @@ class KerasEstimator(override val uid: String)
     val session = dataset.sparkSession
     val startBytes: AnyRef = if ($(modelFile).nonEmpty) KerasModelIO.readBytes($(modelFile), session) else null
     val cached = CachedInputViews.newName() // released however the fit ends, even if Python died
+    val handles = Array[AnyRef](dataset.toDF(), startBytes, cached)
     val reply =
-      try PythonBridge.backend(session).invoke("keras.fit", paramsJson, Array[AnyRef](dataset.toDF(), startBytes, cached))
+      try PythonBridge.backend(session).invoke("keras.fit", paramsJson, handles)
       finally CachedInputViews.release(session, cached)
     val json = parse(reply.asInstanceOf[String])
     val JString(encoded) = json \ "modelBase64": @unchecked

@@ -24,7 +24,7 @@ object BridgeConf {
   val CallTimeout = "spark.dlbridge.python.callTimeout"
 
   private[dlbridge] def callTimeoutMs(conf: SparkConf): Long = {
-    val ms = conf.getTimeAsMs(CallTimeout, "120s")
+    val ms = try conf.getTimeAsMs(CallTimeout, "120s") catch { case _: NumberFormatException => -1L }
     require(ms > 0, s"$CallTimeout must be a positive duration such as 120s; received ${conf.get(CallTimeout)}. " +
       s"Fix: set $CallTimeout to how long a busy backend may stay silent.")
     ms

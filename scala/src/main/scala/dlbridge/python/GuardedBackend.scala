@@ -1,6 +1,7 @@
 package dlbridge.python
 
-import java.util.concurrent.{CompletableFuture, ExecutionException, Executors, ThreadFactory, TimeUnit, TimeoutException}
+import java.util.concurrent.{CompletableFuture, ExecutionException, Executors, ThreadFactory, TimeUnit}
+import java.util.concurrent.TimeoutException
 
 import py4j.{Py4JException, Py4JNetworkException}
 
