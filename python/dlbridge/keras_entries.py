@@ -60,14 +60,21 @@ def _model_source(params: Dict[str, Any], start_bytes: Any, df: DataFrame) -> An
 
 @register_entry("keras.fit")
 def fit(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> str:
-    """Trains with dlbridge.trainer; returns the model (base64 .keras), history and shapes as JSON."""
+    """Trains with dlbridge.trainer; returns the model (base64 .keras), history and shapes as JSON.
+
+    ``handles`` are the DataFrame, the start model's bytes (or None) and, optionally, the name
+    under which the cached input is registered as temp views (see ``dlbridge.trainer.input_cache``).
+    """
     from dlbridge.trainer import TrainingOptions
     from dlbridge.trainer import fit as train
+    from dlbridge.trainer.input_cache import named_views
 
     df = DataFrame(handles[0], spark)
     source = _model_source(params, handles[1] if len(handles) > 1 else None, df)
     options = TrainingOptions(**{name: params[name] for name in _TRAINING_OPTIONS})
-    result = train(df, params["featuresCol"], params["labelCol"], source, options=options, task=params["task"])
+    with named_views(handles[2] if len(handles) > 2 else None):  # the JVM drops these views after the fit
+        result = train(df, params["featuresCol"], params["labelCol"], source, options=options,
+                       task=params["task"])
     reply = {"history": result.history, **shapes(result.model)}
     reply["modelBase64"] = base64.b64encode(model_to_bytes(result.model)).decode("ascii")
     return json.dumps(reply)
@@ -86,6 +93,7 @@ def describe(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) ->
 def udf(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> Any:
     """The Arrow UDF that runs the model; returns the JVM UserDefinedPythonFunction."""
     from dlbridge.inference import build_keras_udf
+    from dlbridge.inference.model_cache import configured_cache_size
 
     outputs = ["prediction"]
     if params["task"] == "classification" and params["probabilityCol"]:
@@ -95,5 +103,6 @@ def udf(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> Any:
     pandas_udf = build_keras_udf(
         bytes(handles[0]), task=params["task"], batch_size=params["inferenceBatchSize"],
         input_shape=list(params["inputShape"]) or None, outputs=tuple(outputs), num_input_cols=1,
+        model_cache_size=configured_cache_size(spark),
     )
     return pandas_udf._unwrapped._judf

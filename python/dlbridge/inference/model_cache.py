@@ -1,4 +1,4 @@
-"""Per-process model cache: safe loading from bytes, TensorFlow thread sizing, compiled forward pass."""
+"""Per-process model cache: safe loading from bytes, a bounded LRU of models, compiled forward pass."""
 from __future__ import annotations
 
 import hashlib
@@ -8,10 +8,13 @@ import os
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from dlbridge import tensorflow_threads
 
 logger = logging.getLogger("dlbridge.inference")
 
@@ -29,24 +32,40 @@ class Loaded:
     outputs_probabilities: bool
 
 
-_CACHE: dict[str, Loaded] = {}
+CACHE_SIZE_KEY = "spark.dlbridge.inference.modelCacheSize"
+DEFAULT_CACHE_SIZE = 4
+
+_CACHE: OrderedDict[str, Loaded] = OrderedDict()  # least recently used first
 _LOCK = threading.Lock()
-_STATE = {"loads": 0, "intra_op_threads": None}
 
 
-def cache_info() -> dict[str, Any]:
-    """This process's model cache, for tests and diagnostics.
+def configured_cache_size(spark: Any = None) -> int:
+    """Models each Python worker keeps loaded: ``spark.dlbridge.inference.modelCacheSize`` of ``spark``.
 
-    Returns
-    -------
-    dict
-        ``{"loads": int, "models": [sha256, ...], "intra_op_threads": int or None, "pid": int}``:
-        how many times a model was deserialized in this process, the digests cached,
-        and the intra-op thread count set for TensorFlow (None if not set here).
+    Parameters
+    ----------
+    spark : SparkSession, optional
+        The session whose conf is read. Defaults to `None`: the active session
+        (without one, the default of `4`).
+
+    Raises
+    ------
+    ValueError
+        If the conf value is not a positive integer.
     """
-    with _LOCK:
-        return {"loads": _STATE["loads"], "models": sorted(_CACHE), "pid": os.getpid(),
-                "intra_op_threads": _STATE["intra_op_threads"]}
+    if spark is None:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+    value = spark.conf.get(CACHE_SIZE_KEY, str(DEFAULT_CACHE_SIZE)) if spark is not None else DEFAULT_CACHE_SIZE
+    try:
+        size_ = int(value)
+    except (TypeError, ValueError):
+        size_ = 0
+    if size_ < 1:
+        raise ValueError(f"{CACHE_SIZE_KEY} must be a positive integer (models kept per Python worker). "
+                         f"Received: {value!r}. Fix: set it to e.g. {DEFAULT_CACHE_SIZE}.")
+    return size_
 
 
 def load_model_bytes(model_bytes: bytes) -> Any:
@@ -134,40 +153,28 @@ def describe_model(model_bytes: bytes) -> dict[str, Any]:
             "numInputs": size(in_shape), "numOutputs": size(out_shape)}
 
 
-def cached(model_bytes: bytes, digest: str, threads: int | None) -> Loaded:
-    """The model for ``digest``, loaded at most once per process (thread-safe)."""
+def cached(model_bytes: bytes, digest: str, threads: int | None, capacity: int) -> Loaded:
+    """The model for ``digest``, loaded at most once while cached (thread-safe).
+
+    The cache keeps the ``capacity`` most recently used models of this process
+    and drops the least recently used beyond that.
+    """
     with _LOCK:
         loaded = _CACHE.get(digest)
-        if loaded is None:
-            _set_threads(threads)
-            start = time.perf_counter()
-            loaded = _prepare(load_model_bytes(model_bytes))
-            _CACHE[digest] = loaded
-            _STATE["loads"] += 1
-            logger.info("loaded Keras model %s (%d bytes) in pid %d in %.2f s; intra-op threads %s",
-                        digest[:12], len(model_bytes), os.getpid(), time.perf_counter() - start,
-                        _STATE["intra_op_threads"])
+        if loaded is not None:
+            _CACHE.move_to_end(digest)
+            return loaded
+        intra = tensorflow_threads.configure(threads)
+        start = time.perf_counter()
+        loaded = _prepare(load_model_bytes(model_bytes))
+        _CACHE[digest] = loaded
+        logger.info("loaded Keras model %s (%d bytes) in pid %d in %.2f s; intra-op threads %s",
+                    digest[:12], len(model_bytes), os.getpid(), time.perf_counter() - start, intra)
+        while len(_CACHE) > capacity:
+            evicted, _ = _CACHE.popitem(last=False)
+            logger.info("evicted Keras model %s from pid %d (%s=%d)", evicted[:12], os.getpid(),
+                        CACHE_SIZE_KEY, capacity)
         return loaded
-
-
-def _set_threads(threads: int | None) -> None:
-    """Size TensorFlow's thread pools once per process, before its runtime starts."""
-    if _STATE["intra_op_threads"] is not None:
-        return
-    import tensorflow as tf
-
-    if threads is None:
-        from pyspark import TaskContext
-
-        ctx = TaskContext.get()
-        threads = max(1, int(ctx.cpus())) if ctx is not None else (os.cpu_count() or 1)
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-        _STATE["intra_op_threads"] = threads
-    except RuntimeError as e:  # TensorFlow already ran an op in this process
-        logger.info("TensorFlow threads already fixed in pid %d (%s); keeping them", os.getpid(), e)
-        _STATE["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
 
 
 def _prepare(model: Any) -> Loaded:

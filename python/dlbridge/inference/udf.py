@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from dlbridge.inference.arrow_io import OUTPUT_TYPES, features, outputs_struct
-from dlbridge.inference.model_cache import Loaded, cached, model_digest, size
+from dlbridge.inference.model_cache import Loaded, cached, configured_cache_size, model_digest, size
 
 TASKS = ("classification", "regression")
 
@@ -23,6 +23,7 @@ def build_keras_udf(
     num_input_cols: int = 1,
     input_cols: Sequence[str] | None = None,
     intra_op_threads: int | None = None,
+    model_cache_size: int | None = None,
 ) -> Any:
     """A Spark column function running a Keras model over Arrow batches on the executors.
 
@@ -60,8 +61,14 @@ def build_keras_udf(
     input_cols : list of str, optional
         Names of the input columns, used in error messages only. Defaults to `None`.
     intra_op_threads : int, optional
-        TensorFlow intra-op threads per Python worker (set once per process).
+        TensorFlow intra-op threads per Python worker (set once per process, by
+        the first model or training step that runs there; inter-op threads are 1).
         Defaults to `None`: ``spark.task.cpus`` of the first task in that worker.
+    model_cache_size : int, optional
+        Models each Python worker keeps loaded (least recently used dropped
+        first), across all the UDFs it runs. Defaults to `None`:
+        ``spark.dlbridge.inference.modelCacheSize`` of the active session, read
+        here on the driver (default `4`).
 
     Returns
     -------
@@ -76,7 +83,11 @@ def build_keras_udf(
     """
     spec = _validate(model_bytes, task, batch_size, input_shape, outputs, num_input_cols,
                      input_cols, intra_op_threads)
-    return _make_udf(bytes(model_bytes), model_digest(bytes(model_bytes)), **spec)
+    if model_cache_size is None:
+        model_cache_size = configured_cache_size()
+    elif not _positive_int(model_cache_size):
+        raise ValueError(f"model_cache_size must be a positive integer or None. Received: {model_cache_size!r}")
+    return _make_udf(bytes(model_bytes), model_digest(bytes(model_bytes)), capacity=int(model_cache_size), **spec)
 
 
 def _validate(model_bytes, task, batch_size, input_shape, outputs, num_input_cols,
@@ -114,14 +125,14 @@ def _validate(model_bytes, task, batch_size, input_shape, outputs, num_input_col
 
 
 def _make_udf(model_bytes: bytes, digest: str, *, task: str, batch_size: int, shape, fields,
-              names, threads) -> Any:
+              names, threads, capacity: int) -> Any:
     """The UDF; its closures capture only the locals of this function."""
     from pyspark.sql.functions import arrow_udf
 
     return_type = ", ".join(f"{f} {OUTPUT_TYPES[f]}" for f in fields)
 
     def run(batches: Iterator[Tuple[pa.Array, ...]]) -> Iterator[pa.Array]:
-        loaded = cached(model_bytes, digest, threads)
+        loaded = cached(model_bytes, digest, threads, capacity)
         width = _expected_width(loaded, shape, names)
         for cols in batches:
             x = features(cols, names, width, shape or loaded.input_shape)

@@ -13,6 +13,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from dlbridge.trainer import input_cache
 from dlbridge.trainer.objectives import LabelInfo
 from dlbridge.trainer.options import TrainingOptions
 
@@ -49,8 +50,6 @@ def prepare(df, features_col: str | Sequence[str], label_col: str, options: Trai
     TypeError
         For a column of a type that cannot be used.
     """
-    from pyspark import StorageLevel
-
     features = _feature_column(df, features_col)
     label, label_dim = _label_column(df, label_col)
     data = df.select(features.alias(X), label.alias(Y))
@@ -58,8 +57,7 @@ def prepare(df, features_col: str | Sequence[str], label_col: str, options: Trai
     if options.validationFraction > 0:
         train, validation = data.randomSplit([1 - options.validationFraction, options.validationFraction],
                                              seed=options.seed)
-    frames = [f.repartition(options.numWorkers).persist(StorageLevel.MEMORY_AND_DISK)
-              for f in (train, validation) if f is not None]
+    frames = [input_cache.persist(f.repartition(options.numWorkers)) for f in (train, validation) if f is not None]
     try:
         info, input_dim = _inspect(frames, df, label_col, label_dim, features_col)
     except BaseException:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from typing import Any
 
 import numpy as np
+
+from dlbridge import tensorflow_threads
 
 logger = logging.getLogger("dlbridge.trainer")
 _CACHE: dict[str, "ModelRuntime"] = {}
@@ -24,17 +25,6 @@ def runtime_for(spec: Any) -> "ModelRuntime":
     return runtime
 
 
-def _configure_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-    except RuntimeError as e:  # TensorFlow already initialised in this process: keep its pools
-        logger.debug("TensorFlow thread pools already set: %s", e)
-
-
 def _import_factory_module(module: str) -> None:
     """Import a model factory's module so that custom objects it registers are known here."""
     try:
@@ -48,7 +38,7 @@ class ModelRuntime:
     """The worker's copy of the model with compiled gradient, update and evaluation steps."""
 
     def __init__(self, spec: Any) -> None:
-        _configure_tensorflow()
+        tensorflow_threads.configure()  # intra-op = spark.task.cpus, inter-op = 1, once per process
         import keras
         import tensorflow as tf
 

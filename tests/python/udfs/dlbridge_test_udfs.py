@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pandas as pd
 
 from dlbridge import register_transformer
+from dlbridge.backend.backend import register_entry
 
 
 @register_transformer("plus_k", returns="double")
@@ -52,3 +54,10 @@ def worker_pid():
         return pd.Series(np.full(len(batch), os.getpid(), dtype="int64"))
 
     return run
+
+
+@register_entry("test.sleep")
+def sleep_entry(spark, args: dict, handles: list) -> str:
+    """A backend entry that answers after ``args["seconds"]``: a long call on a responsive backend."""
+    time.sleep(float(args["seconds"]))
+    return "slept"

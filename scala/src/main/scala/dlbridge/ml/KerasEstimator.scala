@@ -2,7 +2,7 @@ package dlbridge.ml
 
 import java.util.Base64
 
-import dlbridge.python.PythonBridge
+import dlbridge.python.{CachedInputViews, PythonBridge}
 
 import org.apache.spark.ml.Estimator
 import org.apache.spark.ml.dlbridge.SparkShims
@@ -68,8 +68,11 @@ class KerasEstimator(override val uid: String)
     transformSchema(dataset.schema, logging = true)
     val session = dataset.sparkSession
     val startBytes: AnyRef = if ($(modelFile).nonEmpty) KerasModelIO.readBytes($(modelFile), session) else null
-    val reply = PythonBridge.backend(session)
-      .invoke("keras.fit", paramsJson, Array[AnyRef](dataset.toDF(), startBytes))
+    val cached = CachedInputViews.newName() // released however the fit ends, even if Python died
+    val handles = Array[AnyRef](dataset.toDF(), startBytes, cached)
+    val reply =
+      try PythonBridge.backend(session).invoke("keras.fit", paramsJson, handles)
+      finally CachedInputViews.release(session, cached)
     val json = parse(reply.asInstanceOf[String])
     val JString(encoded) = json \ "modelBase64": @unchecked
     val summary = compact(render(json.removeField(_._1 == "modelBase64").asInstanceOf[JObject]))

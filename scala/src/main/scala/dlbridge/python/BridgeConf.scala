@@ -15,6 +15,21 @@ object BridgeConf {
   /** How long a stopping companion may take to exit before it is killed. Default: `10s`. */
   val StopTimeout = "spark.dlbridge.python.stopTimeout"
 
+  /**
+   * How long a JVM→Python call may go without any answer from the backend. While a call runs, the
+   * JVM checks the backend's liveness with a cheap `info()` call on a second py4j connection every
+   * `min(callTimeout / 4, 5s)`; the call fails when neither it nor any check has been answered for
+   * this long. A call that runs for hours on a responsive backend is never cut. Default: `120s`.
+   */
+  val CallTimeout = "spark.dlbridge.python.callTimeout"
+
+  private[dlbridge] def callTimeoutMs(conf: SparkConf): Long = {
+    val ms = try conf.getTimeAsMs(CallTimeout, "120s") catch { case _: NumberFormatException => -1L }
+    require(ms > 0, s"$CallTimeout must be a positive duration such as 120s; received ${conf.get(CallTimeout)}. " +
+      s"Fix: set $CallTimeout to how long a busy backend may stay silent.")
+    ms
+  }
+
   private[dlbridge] def startTimeoutMs(conf: SparkConf): Long =
     conf.getTimeAsMs(StartTimeout, "120s")
 

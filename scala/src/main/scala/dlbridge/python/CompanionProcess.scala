@@ -30,16 +30,35 @@ private[dlbridge] final class CompanionProcess private (
 
   def isAlive: Boolean = process.isAlive
 
+  /** The last lines the child wrote (stdout and stderr merged), oldest first. */
+  def outputTail: String = output.text
+
+  /** The child's exit code, waiting up to `waitMs` for it to exit; None while it still runs. */
+  def exitCode(waitMs: Long): Option[Int] =
+    if (process.waitFor(waitMs, TimeUnit.MILLISECONDS)) Some(process.exitValue()) else None
+
   /** Closes the child's stdin, waits for it to exit (then kills it) and shuts the gateway down. */
   def stop(): Unit = {
     try process.getOutputStream.close()
     catch { case NonFatal(_) => }
-    if (!process.waitFor(stopTimeoutMs, TimeUnit.MILLISECONDS)) {
-      process.destroy()
-      if (!process.waitFor(2, TimeUnit.SECONDS)) process.destroyForcibly().waitFor(5, TimeUnit.SECONDS)
-    }
+    if (!process.waitFor(stopTimeoutMs, TimeUnit.MILLISECONDS)) terminateThenKill()
     gateway.shutdown()
     output.awaitEnd(2000)
+  }
+
+  /**
+   * Stops a child that no longer answers: SIGTERM, then SIGKILL after 2 s (a stopped process only
+   * yields to the latter), then shuts the gateway down, which fails the calls still waiting on it.
+   */
+  def kill(): Unit = {
+    terminateThenKill()
+    gateway.shutdown()
+    output.awaitEnd(2000)
+  }
+
+  private def terminateThenKill(): Unit = {
+    process.destroy()
+    if (!process.waitFor(2, TimeUnit.SECONDS)) process.destroyForcibly().waitFor(5, TimeUnit.SECONDS)
   }
 }
 

@@ -36,10 +36,15 @@ object PythonBridge {
     handles.get(sc).filter(_.usable) match {
       case Some(handle) => handle.backend
       case None =>
-        handles.remove(sc).flatMap(_.companion).foreach(c => log.warn(s"dlbridge Python backend ${c.pid} died; restarting"))
+        handles.remove(sc).flatMap(_.companion).foreach { c =>
+          log.warn(s"dlbridge Python backend ${c.pid} is gone (exit code ${c.exitCode(0).getOrElse("?")}); " +
+            "starting a fresh one")
+          c.kill() // releases its gateway port
+        }
+        val timeoutMs = BridgeConf.callTimeoutMs(sc.getConf)
         val companion = CompanionProcess.start(session)
         watch(sc)
-        val handle = Handle(new GuardedBackend(companion.backend, s"companion pid ${companion.pid}"), Some(companion))
+        val handle = Handle(new GuardedBackend(companion.backend, Some(companion), timeoutMs), Some(companion))
         handles(sc) = handle
         handle.backend
     }
@@ -49,7 +54,7 @@ object PythonBridge {
   def register(jsc: JavaSparkContext, backend: PythonBackend): Unit = handles.synchronized {
     val sc = jsc.sc
     handles.remove(sc).flatMap(_.companion).foreach(_.stop())
-    handles(sc) = Handle(new GuardedBackend(backend, "PySpark driver"), None)
+    handles(sc) = Handle(new GuardedBackend(backend, None, BridgeConf.callTimeoutMs(sc.getConf)), None)
     watch(sc)
   }
 
