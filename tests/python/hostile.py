@@ -43,6 +43,7 @@ class HostileTraffic:
         self.port = port
         self.marker = os.path.join(tempfile.mkdtemp(prefix="dlbridge-hostile-"), "unpickled")
         self.answers_to_garbage: list[bytes] = []
+        self.idle_opened = 0
         self.peak_rss = rss_bytes(os.getpid())
         self._sockets: list[socket.socket] = []
         self._stop = threading.Event()
@@ -61,7 +62,9 @@ class HostileTraffic:
             thread = threading.Thread(target=self._drip, name=f"hostile-drip-{i}", daemon=True)
             self._threads.append(thread)
             thread.start()
-        self._sockets += self._open(IDLE_CONNECTIONS)
+        idle = self._open(IDLE_CONNECTIONS)
+        self.idle_opened = len(idle)
+        self._sockets += idle
 
     def _open(self, count: int) -> list[socket.socket]:
         opened = []

@@ -59,8 +59,8 @@ EXAMPLE_RESULT = re.compile(r"test accuracy (\d\.\d+), after save/load (\d\.\d+)
 
 def example_accuracy(stdout: str, language: str) -> tuple[float, float]:
     """The test accuracy an example app printed, before and after save/load."""
-    line = next((l for l in stdout.splitlines() if f"dlbridge digits ({language})" in l), None)
-    assert line, f"no result line from the {language} example:\n{stdout[-2000:]}"
-    found = EXAMPLE_RESULT.search(line)
-    assert found, f"the {language} example's result line has no accuracies: {line}"
-    return float(found.group(1)), float(found.group(2))
+    for line in stdout.splitlines():
+        found = EXAMPLE_RESULT.search(line) if f"dlbridge digits ({language})" in line else None
+        if found:
+            return float(found.group(1)), float(found.group(2))
+    raise AssertionError(f"no test accuracy line from the {language} example:\n{stdout[-2000:]}")

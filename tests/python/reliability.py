@@ -38,6 +38,7 @@ class Row:
     outcome: str = "running"
     accuracy: float | None = None
     seconds: float = 0.0
+    notes: str = ""  # listed under the table (measurements too long for a cell)
 
 
 class Recorder:
@@ -77,7 +78,8 @@ class Recorder:
             accuracy = "" if r.accuracy is None else f"{r.accuracy:.4f}"
             lines.append(f"| {_cell(r.scenario)} | {_cell(r.injected)} | {_cell(r.master)} | {_cell(r.outcome)} "
                          f"| {accuracy} | {r.seconds:.1f} |")
-        return "\n".join(lines) + "\n"
+        notes = [f"- {r.scenario}: {r.notes}" for r in self.rows if r.notes]
+        return "\n".join(lines + (["", "Notes:", ""] + notes if notes else [])) + "\n"
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -1,9 +1,10 @@
 """A real Spark standalone cluster for tests: one master and two workers from pyspark's own
 ``spark-class``, bound to 127.0.0.1, each in its own process group and temporary work directory.
 
-Executors launched by a worker (and their ``pyspark.daemon`` and Python workers) inherit the
-worker's process group, so terminating the groups (then killing them) stops everything;
-:meth:`StandaloneCluster.stop` asserts that no process of the cluster is left.
+Executors launched by a worker inherit its process group; their ``pyspark.daemon`` starts a group
+of its own, but every process of the cluster runs in a directory under the cluster's temporary
+root. :meth:`StandaloneCluster.stop` terminates (then kills) the groups and any process working
+under the root, removes the root, and asserts that no process of the cluster is left.
 """
 from __future__ import annotations
 
@@ -74,16 +75,16 @@ class StandaloneCluster:
         return os.path.join(self.root, f"{name}.log")
 
     def stop(self, check: bool = True) -> None:
-        """Terminate every process group, kill what is left, remove the work dirs; assert nothing leaked."""
-        groups = [p.pid for p in self.processes]  # each daemon leads its own session and group
-        _signal_groups(groups, signal.SIGTERM)
+        """Terminate the cluster's processes, kill what is left, remove the work dirs; assert nothing leaked."""
+        groups = {p.pid for p in self.processes}  # each daemon leads its own session and group
+        _signal(groups, self.root, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while _members(groups) and time.monotonic() < deadline:
+        while _members(groups, self.root) and time.monotonic() < deadline:
             time.sleep(0.2)
-        _signal_groups(groups, signal.SIGKILL)
+        _signal(groups, self.root, signal.SIGKILL)
         for process in self.processes:
             process.wait(STOP_TIMEOUT)
-        left = _wait_gone(groups, STOP_TIMEOUT)
+        left = _wait_gone(groups, self.root, STOP_TIMEOUT)
         shutil.rmtree(self.root, ignore_errors=True)
         if check:
             assert not left, f"processes of the standalone cluster survived SIGKILL: {left}"
@@ -106,34 +107,43 @@ def _wait_for_log(process: subprocess.Popen, log: str, pattern: re.Pattern, coun
                        f"output tail:\n{text[-3000:]}")
 
 
-def _signal_groups(groups: list[int], sig: int) -> None:
+def _signal(groups: set[int], root: str, sig: int) -> None:
+    """Send ``sig`` to the process ``groups`` and to every process working under ``root``."""
     for group in groups:
         try:
             os.killpg(group, sig)
         except ProcessLookupError:
             pass  # the whole group has exited already
+    for member in _members(groups, root):
+        try:
+            os.kill(int(member.split()[0]), sig)
+        except ProcessLookupError:
+            pass  # exited meanwhile
 
 
-def _members(groups: list[int]) -> list[str]:
-    """``pid cmdline`` of live (non-zombie) processes whose process group is one of ``groups``."""
+def _members(groups: set[int], root: str) -> list[str]:
+    """``pid cmdline`` of live (non-zombie) processes in one of ``groups`` or working under ``root``."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            if fields[0] == "Z" or int(fields[2]) not in groups:
+            if fields[0] == "Z":
+                continue
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            if int(fields[2]) not in groups and cwd != root and not cwd.startswith(root + os.sep):
                 continue
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read().replace(b"\0", b" ")[:200].decode(errors="replace")
             found.append(f"{pid} {cmdline}")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue  # exited while we looked
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+            continue  # exited while we looked, or not ours to inspect
     return found
 
 
-def _wait_gone(groups: list[int], timeout: float) -> list[str]:
+def _wait_gone(groups: set[int], root: str, timeout: float) -> list[str]:
     deadline = time.monotonic() + timeout
-    while (left := _members(groups)) and time.monotonic() < deadline:
+    while (left := _members(groups, root)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return left
 

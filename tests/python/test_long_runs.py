@@ -87,5 +87,5 @@ def test_twenty_fit_transform_cycles_leak_nothing(private_spark, reliability) ->
                 snapshots[cycle] = _snapshot(spark, root)
         grown = {k: (snapshots[WARM][k], snapshots[CYCLES][k]) for k in TOLERANCE
                  if snapshots[CYCLES][k] - snapshots[WARM][k] > TOLERANCE[k]}
-        row.outcome_detail = f"cycle {WARM}: {snapshots[WARM]}; cycle {CYCLES}: {snapshots[CYCLES]}"
+        row.notes = f"after cycle {WARM}: {snapshots[WARM]}; after cycle {CYCLES}: {snapshots[CYCLES]}"
         assert not grown, f"grew from cycle {WARM} to cycle {CYCLES} beyond {TOLERANCE}: {grown}"

@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from conftest import build_spark
 from dlbridge.ml import KerasEstimator
-from hostile import HostileTraffic
+from hostile import IDLE_CONNECTIONS, HostileTraffic
 from keras_helpers import digits, digits_csv, example_accuracy, spark_submit
 from processes import EpochWatcher, connected_to, executor_of, executor_pids, listening_ports, rss_bytes
 from standalone import standalone  # noqa: F401 (the module-scoped cluster fixture)
@@ -164,6 +164,9 @@ def test_hostile_traffic_during_a_fit(cluster, data, reliability) -> None:
             attack.run()
             thread.join(FIT_TIMEOUT)
         growth = max(attack.peak_rss, rss_bytes(os.getpid())) - rss_before
+        row.notes = (f"driver RSS growth under attack {growth / 2**20:.1f} MiB; answers to garbage "
+                     f"{attack.answers_to_garbage}; idle connections the server let us open "
+                     f"{attack.idle_opened}/{IDLE_CONNECTIONS}")
         assert not thread.is_alive(), f"the fit did not finish within {FIT_TIMEOUT:.0f}s under attack"
         if "error" in out:
             raise out["error"]
