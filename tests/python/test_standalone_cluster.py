@@ -26,7 +26,7 @@ from trainer_helpers import run_in_thread, wait_for
 BAR = 0.95
 FIT_TIMEOUT = 600.0  # a fit that recovers from a lost executor waits for a new one (JVM + Python + TF start)
 MODES = ["hogwild", "async", "sync"]
-EPOCHS = {"hogwild": 12, "async": 12, "sync": 16}
+EPOCHS = {"hogwild": 12, "async": 14, "sync": 18}
 CLUSTER_CONF = {"spark__task__maxFailures": "4", "spark__driver__host": "127.0.0.1",
                 "spark__driver__bindAddress": "127.0.0.1", "spark__executor__memory": "1g",
                 "spark__executor__cores": "1", "spark__cores__max": "2"}
