@@ -60,3 +60,7 @@ def spark() -> Iterator[SparkSession]:
         yield session
     finally:
         session.stop()
+
+
+# The RELIABILITY.md recorder: its fixture and its end-of-session hook, registered here.
+from reliability import pytest_sessionfinish, reliability  # noqa: E402,F401

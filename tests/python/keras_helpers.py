@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import subprocess
 from typing import List, Sequence, Tuple
 
@@ -44,10 +45,22 @@ def run(command: List[str], timeout: int = 900) -> str:
     return done.stdout
 
 
-def spark_submit(main_class: str, *args: str, options: Sequence[str] = ()) -> str:
-    """spark-submit of an example app on local[2] with the dlbridge jar (plus spark-submit ``options``)."""
+def spark_submit(main_class: str, *args: str, options: Sequence[str] = (), master: str = "local[2]") -> str:
+    """spark-submit of an example app on ``master`` with the dlbridge jar (plus spark-submit ``options``)."""
     return run([
-        os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", "local[2]",
+        os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", master,
         "--conf", "spark.ui.enabled=false", "--jars", dlbridge_jar() or "", *options, "--class", main_class,
         examples_jar(), *args,
     ])
+
+
+EXAMPLE_RESULT = re.compile(r"test accuracy (\d\.\d+), after save/load (\d\.\d+)")
+
+
+def example_accuracy(stdout: str, language: str) -> tuple[float, float]:
+    """The test accuracy an example app printed, before and after save/load."""
+    for line in stdout.splitlines():
+        found = EXAMPLE_RESULT.search(line) if f"dlbridge digits ({language})" in line else None
+        if found:
+            return float(found.group(1)), float(found.group(2))
+    raise AssertionError(f"no test accuracy line from the {language} example:\n{stdout[-2000:]}")

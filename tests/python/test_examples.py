@@ -5,20 +5,15 @@ strictly (>= 0.95 at 14 epochs) in the stage tests."""
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 from conftest import REPO, dlbridge_jar
-from keras_helpers import digits_csv, examples_jar, run, spark_submit
-
-ACCURACY = re.compile(r"test accuracy (\d\.\d+), after save/load (\d\.\d+)")
+from keras_helpers import digits_csv, example_accuracy, examples_jar, run, spark_submit
 
 
 def check_accuracy(stdout: str, language: str) -> None:
-    line = next((l for l in stdout.splitlines() if f"dlbridge digits ({language})" in l), None)
-    assert line, f"no result line from the {language} example:\n{stdout[-2000:]}"
-    accuracy, reloaded = map(float, ACCURACY.search(line).groups())  # type: ignore[union-attr]
-    assert accuracy >= 0.8 and abs(accuracy - reloaded) < 1e-9, line
+    accuracy, reloaded = example_accuracy(stdout, language)
+    assert accuracy >= 0.8 and abs(accuracy - reloaded) < 1e-9, (accuracy, reloaded)
 
 
 def test_java_app(tmp_path) -> None:

@@ -139,3 +139,34 @@ def test_state_reports_merge_by_samples_and_skip_unusable_ones():
     merged = merge_reports([(a, 1), (b, 3), (b, 0), (b[:4], 5)], size=2)  # empty worker, wrong size: ignored
     np.testing.assert_allclose(merged, [2.5, 5.0])
     assert merge_reports([(a, 1)], size=0) is None and merge_reports([(a, 0)], size=2) is None
+
+
+def test_sync_generation_follows_the_stage_attempt():
+    from dlbridge.trainer.sync import SyncAborted, SyncCoordinator
+
+    store = _store()
+    coordinator = SyncCoordinator(store, num_workers=2, timeout=5.0)
+    old = coordinator.hello(0, epoch=2, stage_attempt_key=0)
+    ones = np.ones(store.num_params, np.float32)
+    errors: list[str] = []
+    straggler = threading.Thread(target=lambda: errors.append(_push_error(coordinator, old, ones)))
+    straggler.start()  # blocked in a round that partition 1 of attempt 0 never joins
+    new = coordinator.hello(1, epoch=2, stage_attempt_key=1)  # the retried barrier stage
+    straggler.join(5)
+    assert new > old and "attempt" in errors[0]  # superseded while waiting, or refused if it came late
+    with pytest.raises(SyncAborted, match="straggler of an older attempt"):
+        coordinator.hello(0, epoch=2, stage_attempt_key=0)
+    with pytest.raises(SyncAborted, match="straggler"):
+        coordinator.hello(0, epoch=1, stage_attempt_key=3)
+    assert coordinator.hello(0, epoch=2, stage_attempt_key=1) == new  # joins the retried attempt
+    assert coordinator.hello(0, epoch=3, stage_attempt_key=0) > new  # a later epoch starts afresh
+
+
+def _push_error(coordinator, generation: int, values: np.ndarray) -> str:
+    from dlbridge.trainer.sync import SyncAborted
+
+    try:
+        coordinator.push(0, generation, values, 1, False)
+    except SyncAborted as e:
+        return str(e)
+    return "no error"

@@ -322,7 +322,7 @@ class ParameterServer:
         _require_ints(message, "partition", "epoch")
         if self._sync:
             partition = int(message["partition"])
-            state["generation"] = self._sync.hello(partition, int(message["epoch"]))
+            state["generation"] = self._sync.hello(partition, int(message["epoch"]), int(message.get("stage_attempt_key", 0)))
             state["partition"] = partition
         p.send_json(conn, p.ACK, {"mode": self.mode, "num_params": self.store.num_params})
 

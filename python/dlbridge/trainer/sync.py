@@ -40,25 +40,35 @@ class SyncCoordinator:
         self._sum = np.zeros(store.num_params, dtype=np.float64)
         self._scratch = np.empty_like(self._sum)
         self._weights: tuple[int, np.ndarray] = store.read()
-        self._epoch: int | None = None
+        self._key: tuple[int, int] | None = None  # (epoch, stage attempt key) of the generation
         self._generation = 0
         self._round = 0
         self._reset_round()
         self._done: set[int] = set()
         self._error: str | None = None
 
-    def hello(self, partition: int, epoch: int) -> int:
+    def hello(self, partition: int, epoch: int, stage_attempt_key: int = 0) -> int:
         """Join the barrier of ``epoch``; returns the generation to quote in pushes.
 
-        A new epoch, or a hello after an aborted round (a retried barrier stage),
-        starts a new generation from a clean state; stragglers of an older
-        generation are refused.
+        Spark retries a failed barrier stage as a whole; ``stage_attempt_key`` is
+        the same for every worker of one stage attempt and grows with each retry
+        (see ``worker._stage_attempt_key``). The first hello of a later epoch or
+        of a higher key starts a new generation from a clean state (wakes and
+        refuses every worker of the older one). A hello of an older epoch or key
+        is refused with :class:`SyncAborted`.
         """
         if not 0 <= partition < self._num_workers:
             raise SyncAborted(f"partition {partition} outside 0..{self._num_workers - 1}")
+        key = (epoch, stage_attempt_key)
         with self._cond:
-            if self._epoch != epoch or self._error is not None:
-                self._epoch = epoch
+            if self._key is not None and key < self._key:
+                raise SyncAborted(
+                    f"worker of partition {partition} belongs to epoch {epoch}, stage attempt key "
+                    f"{stage_attempt_key}, but the sync stage is now at epoch {self._key[0]}, attempt key "
+                    f"{self._key[1]}: this task is a straggler of an older attempt; Spark retries "
+                    "the stage as a whole, so nothing is lost by refusing it")
+            if key != self._key:
+                self._key = key
                 self._generation += 1
                 self._reset_round()
                 self._done = set()
@@ -107,12 +117,14 @@ class SyncCoordinator:
         """A worker disconnected: abort unless it had finished its epoch (or is outdated)."""
         with self._cond:
             if generation == self._generation and partition not in self._done:
-                self.abort(f"worker of partition {partition} disconnected in the middle of epoch "
-                           f"{self._epoch}")
+                epoch, attempt = self._key or (None, None)
+                self.abort(f"worker of partition {partition} disconnected in the middle of epoch {epoch} "
+                           f"(stage attempt key {attempt}); Spark retries the barrier stage as a whole")
 
     def _check(self, partition: int, generation: int) -> None:
         if generation != self._generation:
-            raise SyncAborted("this worker belongs to an earlier attempt of the sync stage")
+            raise SyncAborted(f"worker of partition {partition} belongs to an earlier attempt of the sync "
+                              f"stage; the stage is now at (epoch, stage attempt key) {self._key}")
         if self._error:
             raise SyncAborted(self._error)
         if partition in self._done:

@@ -87,7 +87,8 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator
     stream = minibatches(batches, opts.batchSize, spec.input_dim, spec.label_dim, spec.sparse, rng)
     stats = _Stats(partition)
     with _connect(spec) as conn:
-        conn.hello({"partition": partition, "epoch": epoch, "attempt": attempt, "num_params": spec.num_params})
+        conn.hello({"partition": partition, "epoch": epoch, "attempt": attempt,
+                    "stage_attempt_key": _stage_attempt_key(context, spec.options.mode), "num_params": spec.num_params})
         runtime.assign(conn.pull()[1])
         if opts.stepsPerSync == 1:
             _gradient_loop(runtime, conn, stream, stats)
@@ -97,6 +98,22 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator
             conn.done({"epoch": epoch})
     stats.state = runtime.state().tobytes()
     yield stats.record_batch()
+
+
+def _stage_attempt_key(context, mode: str) -> int:
+    """A number that grows with every attempt of the ``sync`` barrier stage (0 in other modes).
+
+    PySpark's ``TaskContext`` has no stage attempt number, but Spark launches every
+    task of a retried stage after all tasks of the failed attempt, so task attempt
+    ids (unique in the application) grow: the smallest id of the attempt's tasks,
+    agreed with ``allGather``, is the same for all of them and larger than any
+    earlier attempt's.
+    """
+    if mode != "sync" or context is None:
+        return 0
+    from pyspark import BarrierTaskContext
+
+    return min(int(t) for t in BarrierTaskContext.get().allGather(str(context.taskAttemptId())))
 
 
 def evaluate_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:

@@ -14,15 +14,16 @@ import org.apache.spark.sql.functions.col
  *
  * {{{
  * spark-submit --master "local[2]" --jars <dlbridge jar> --class dlbridge.examples.DigitsExample \
- *   <examples jar> <path of sklearn/datasets/data/digits.csv.gz> <pipeline dir> [epochs]
+ *   <examples jar> <path of sklearn/datasets/data/digits.csv.gz> <pipeline dir> [epochs] [mode]
  * }}}
+ * `epochs` defaults to 14 and `mode` (hogwild, async or sync) to hogwild.
  */
 object DigitsExample {
 
   def main(args: Array[String]): Unit = {
-    require(args.length >= 2, "usage: DigitsExample <digits.csv.gz> <pipeline dir> [epochs]")
+    require(args.length >= 2, "usage: DigitsExample <digits.csv.gz> <pipeline dir> [epochs] [mode]")
     val spark = SparkSession.builder().appName("dlbridge digits (Scala)").getOrCreate()
-    try run(spark, args(0), args(1), args.lift(2).map(_.toInt).getOrElse(14))
+    try run(spark, args(0), args(1), args.lift(2).map(_.toInt).getOrElse(14), args.lift(3).getOrElse("hogwild"))
     finally spark.stop()
   }
 
@@ -33,7 +34,7 @@ object DigitsExample {
     raw.select(pixels :+ col(raw.columns(64)).cast("double").as("label"): _*)
   }
 
-  private def run(spark: SparkSession, csv: String, dir: String, epochs: Int): Unit = {
+  private def run(spark: SparkSession, csv: String, dir: String, epochs: Int, mode: String): Unit = {
     val data = load(spark, csv)
     val Array(train, test) = data.randomSplit(Array(0.8, 0.2), seed = 7)
     val assembler = new VectorAssembler().setInputCols(data.columns.take(64)).setOutputCol("features")
@@ -41,7 +42,7 @@ object DigitsExample {
       .setFeaturesCol("features").setLabelCol("label")
       .setHiddenLayers(Array(64))
       .setOptimizer("adam").setOptimizerOptions("""{"learning_rate": 0.005}""")
-      .setEpochs(epochs).setBatchSize(32).setMode("hogwild").setNumWorkers(2).setSeed(1)
+      .setEpochs(epochs).setBatchSize(32).setMode(mode).setNumWorkers(2).setSeed(1)
     val model = new Pipeline().setStages(Array(assembler, estimator)).fit(train)
     val evaluator = new MulticlassClassificationEvaluator().setMetricName("accuracy")
     val accuracy = evaluator.evaluate(model.transform(test))
