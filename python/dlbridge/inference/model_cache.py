@@ -92,9 +92,11 @@ def load_model_bytes(model_bytes: bytes, source: str | None = None) -> Any:
                 "safe_mode=False; replace Lambda layers by registered custom layers "
                 "(keras.saving.register_keras_serializable) importable on the executors, or by built-in layers."
             ) from e
-        raise _not_keras_archive(what, model_bytes, e, path, source) from e
+        # The cause's text is in the message, with the temporary file's path replaced by the
+        # user's: chaining it would show that path (and Keras' "File not found") again.
+        raise _not_keras_archive(what, model_bytes, e, path, source) from None
     except (OSError, KeyError, TypeError) as e:
-        raise _not_keras_archive(what, model_bytes, e, path, source) from e
+        raise _not_keras_archive(what, model_bytes, e, path, source) from None
     finally:
         os.remove(path)
 
