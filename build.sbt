@@ -62,8 +62,11 @@ lazy val root = (project in file("."))
     Test / fork := true,
     Test / parallelExecution := false,
     Test / javaOptions ++= sparkJavaOptions ++ Seq("-Xmx3g"),
+    // This checkout's python/ first: the companion the tests start must run this tree's dlbridge,
+    // not the copy an editable install of another worktree points to.
     Test / envVars ++= Map(
-      "PYTHONPATH" -> (baseDirectory.value / "tests" / "python" / "udfs").getAbsolutePath
+      "PYTHONPATH" -> Seq(baseDirectory.value / "python", baseDirectory.value / "tests" / "python" / "udfs")
+        .map(_.getAbsolutePath).mkString(java.io.File.pathSeparator)
     ),
     Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oDF")
   )
