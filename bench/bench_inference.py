@@ -11,7 +11,8 @@ Spark figure is end to end with the ``noop`` writer consuming every output row:
 * (c) ``predict_batch_udf`` calling the model directly (``model(x, training=False)``);
 * (d) raw Keras in this process on the same numpy rows (``model.predict`` and a
   ``tf.function`` forward pass over 1024-row slices; the better one is the reference);
-* the Scala ``KerasModel.transform`` path, once ``dlbridge.ml.KerasModel`` exists.
+* ``KerasModel.transform`` from Scala and from PySpark, on ``Vector`` and on ``array<float>``
+  input (both packed into float32 rows on the JVM), once ``dlbridge.ml.KerasModel`` exists.
 
 The input rows are ``--distinct`` random rows repeated: ``range(rows)`` joined
 with a broadcast table of the distinct rows, so producing them costs the JVM
@@ -137,30 +138,35 @@ def raw_keras_rows_per_s(model: Any, x: np.ndarray, batch_size: int) -> dict[str
     return {"model.predict": predict, "tf.function forward": direct}
 
 
-def keras_model_stage_rows_per_s(spark: SparkSession, df: DataFrame, model_path: str, rows: int,
+def keras_model_stage_rows_per_s(spark: SparkSession, inputs: dict[str, DataFrame], model_path: str, rows: int,
                                   batch_size: int, rounds: int) -> dict[str, float]:
-    """rows/s of ``KerasModel.transform`` (noop sink), median over ``rounds`` interleaved rounds:
+    """rows/s of ``KerasModel.transform`` (noop sink) per caller and input form, median over
+    ``rounds`` interleaved rounds, keyed ``"<caller> (<form>)"``:
 
-    * ``scala``: the JVM ``dlbridge.ml.KerasModel``, built and applied by JVM code, its Python
-      backend being the companion process a JVM application starts;
-    * ``pyspark``: the PySpark wrapper ``dlbridge.ml.KerasModel`` (in-process backend).
+    * caller ``scala``: the JVM ``dlbridge.ml.KerasModel``, built and applied by JVM code, its
+      Python backend being the companion process a JVM application starts;
+    * caller ``pyspark``: the PySpark wrapper ``dlbridge.ml.KerasModel`` (in-process backend);
+    * forms: the ``inputs`` frames, e.g. an ML ``Vector`` and an ``array<float>`` column (both
+      packed on the JVM into float32 rows, invalid rows checked as ``handleInvalid='error'``).
 
-    Both add prediction (double) and probability (Vector), as a user gets by default.
+    Each adds prediction (double) and probability (Vector), as a user gets by default.
     """
     from dlbridge.ml import KerasModel
 
     jmodel = spark._jvm.dlbridge.ml.KerasModel.fromFile(model_path)  # starts the companion
     jmodel = jmodel.setInferenceBatchSize(batch_size)
     pymodel = KerasModel.fromFile(model_path).setInferenceBatchSize(batch_size)  # registers in-process
-    timings: dict[str, list[float]] = {"scala": [], "pyspark": []}
-    for _ in range(rounds + 1):  # the first round warms both up and is dropped
-        for name in ("scala", "pyspark"):
+    timings: dict[str, list[float]] = {f"{c} ({form})": [] for form in inputs for c in ("scala", "pyspark")}
+    for _ in range(rounds + 1):  # the first round warms every path up and is dropped
+        for name in timings:
+            caller, form = name[:-1].split(" (")
             start = time.perf_counter()
-            if name == "scala":
-                jmodel.transform(df._jdf).write().format("noop").mode("overwrite").save()
+            if caller == "scala":
+                jmodel.transform(inputs[form]._jdf).write().format("noop").mode("overwrite").save()
             else:
-                pymodel.transform(df).write.format("noop").mode("overwrite").save()
+                pymodel.transform(inputs[form]).write.format("noop").mode("overwrite").save()
             timings[name].append(rows / (time.perf_counter() - start))
+            print(f"  KerasModel.transform {name:18s} {timings[name][-1]:>10,.0f} rows/s", flush=True)
     return {name: statistics.median(values[1:]) for name, values in timings.items()}
 
 
@@ -248,9 +254,8 @@ def main() -> None:
                 print(f"  round {r + 1}: raw Keras {raws[-1]}", flush=True)
     stages = None
     if jvm_class_available(spark, "dlbridge.ml.KerasModel"):
-        vector_input = vectors.select("features")
-        stages = keras_model_stage_rows_per_s(spark, vector_input, model_path, args.rows, args.batch_size, args.rounds)
-        print(f"  KerasModel.transform (vector in, prediction + probability out): {stages}", flush=True)
+        inputs = {"vector": vectors.select("features"), "array": arrays.select("features")}
+        stages = keras_model_stage_rows_per_s(spark, inputs, model_path, args.rows, args.batch_size, args.rounds)
     else:
         print("  KerasModel.transform: skipped (dlbridge.ml.KerasModel not on the classpath: run dev/build)")
     spark.stop()
@@ -266,9 +271,8 @@ def report(results: dict[str, list[float]], raw: dict[str, float], stages: dict[
         print(f"  {name:40s} {value:>10,.0f}")
     for name, value in raw.items():
         print(f"  raw Keras, one process, {name:16s} {value:>10,.0f}")
-    if stages is not None:
-        print(f"  KerasModel.transform from Scala (vector) {stages['scala']:>10,.0f}")
-        print(f"  KerasModel.transform from PySpark (vec.) {stages['pyspark']:>10,.0f}")
+    for name, value in (stages or {}).items():
+        print(f"  KerasModel.transform from {name:14s} {value:>10,.0f}")
     raw_best = max(raw.values()) if raw else float("nan")
     for form in ("array", "vector"):
         ours = med.get(f"dlbridge ({form})")
@@ -280,7 +284,14 @@ def report(results: dict[str, list[float]], raw: dict[str, float], stages: dict[
             line += f"; dlbridge / best predict_batch_udf = {ours / max(pbus):.2f} (target >= 1.5)"
         print(line)
     if stages is not None:
-        print(f"  KerasModel.transform Scala / PySpark = {stages['scala'] / stages['pyspark']:.3f} (target >= 0.95)")
+        for form in ("vector", "array"):
+            print(f"  KerasModel.transform {form:6s}: Scala / PySpark = "
+                  f"{stages[f'scala ({form})'] / stages[f'pyspark ({form})']:.3f} (target >= 0.95); "
+                  f"/ raw Keras = {stages[f'scala ({form})'] / raw_best:.2f} (Scala), "
+                  f"{stages[f'pyspark ({form})'] / raw_best:.2f} (PySpark)")
+        for caller in ("scala", "pyspark"):
+            print(f"  KerasModel.transform {caller:7s}: array / vector = "
+                  f"{stages[f'{caller} (array)'] / stages[f'{caller} (vector)']:.3f} (target ~1)")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import tempfile
 from typing import Any, Dict, List
@@ -19,7 +20,7 @@ from dlbridge.backend.backend import register_entry
 
 _TRAINING_OPTIONS = (
     "mode", "epochs", "batchSize", "numWorkers", "optimizer", "optimizerOptions", "loss",
-    "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose",
+    "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose", "handleInvalid",
 )
 
 
@@ -49,7 +50,7 @@ def _model_source(params: Dict[str, Any], start_bytes: Any, df: DataFrame) -> An
     from dlbridge.trainer import mlp_builder, sources
 
     if start_bytes is not None:
-        return load_model_bytes(bytes(start_bytes))
+        return load_model_bytes(bytes(start_bytes), source=f"modelFile '{params['modelFile']}'")
     if params["modelConfig"]:
         return sources.keras_config(params["modelConfig"], "modelConfig")
     if params["modelFactory"]:
@@ -75,17 +76,26 @@ def fit(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> str:
     with named_views(handles[2] if len(handles) > 2 else None):  # the JVM drops these views after the fit
         result = train(df, params["featuresCol"], params["labelCol"], source, options=options,
                        task=params["task"])
-    reply = {"history": result.history, **shapes(result.model)}
+    reply = {"history": strict_json_values(result.history), **shapes(result.model)}
     reply["modelBase64"] = base64.b64encode(model_to_bytes(result.model)).decode("ascii")
-    return json.dumps(reply)
+    return json.dumps(reply, allow_nan=False)
+
+
+def strict_json_values(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The history with every non-finite float as ``None`` (JSON null), so the reply is strict JSON."""
+    return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in epoch.items()}
+            for epoch in history]
 
 
 @register_entry("keras.describe")
 def describe(spark: SparkSession, params: Dict[str, Any], handles: List[Any]) -> str:
-    """Shapes of a pre-trained model given as ``.keras`` bytes (no history)."""
+    """Shapes of a pre-trained model given as ``.keras`` bytes (no history).
+
+    ``params["source"]``, when given, names the file the bytes came from in errors.
+    """
     from dlbridge.inference import describe_model
 
-    info = describe_model(bytes(handles[0]))
+    info = describe_model(bytes(handles[0]), source=params.get("source"))
     return json.dumps({"history": [], "inputShape": info["inputShape"], "outputShape": info["outputShape"]})
 
 

@@ -68,13 +68,17 @@ def configured_cache_size(spark: Any = None) -> int:
     return size_
 
 
-def load_model_bytes(model_bytes: bytes) -> Any:
+def load_model_bytes(model_bytes: bytes, source: str | None = None) -> Any:
     """Deserialize a ``.keras`` archive from bytes with ``safe_mode=True`` (uncached).
 
     Parameters
     ----------
     model_bytes : bytes
         Contents of a Keras v3 ``.keras`` file (``model.save("m.keras")``).
+    source : str, optional
+        Where the bytes came from, e.g. ``"modelFile '/data/m.keras'"``; errors
+        name it instead of the temporary file the bytes are loaded from.
+        Defaults to ``None`` ("the model bytes").
 
     Returns
     -------
@@ -93,6 +97,7 @@ def load_model_bytes(model_bytes: bytes) -> Any:
         raise TypeError(f"model_bytes must be the bytes of a .keras file. Received: {type(model_bytes).__name__}")
     import keras
 
+    what = source or "The model bytes"
     fd, path = tempfile.mkstemp(prefix="dlbridge-model-", suffix=".keras")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -101,25 +106,38 @@ def load_model_bytes(model_bytes: bytes) -> Any:
     except ValueError as e:
         if "safe_mode" in str(e) or "Lambda" in str(e):
             raise ValueError(
-                "The model cannot be loaded safely: it needs Python code from the file to be executed "
-                f"(safe_mode=True refused it: {e}). dlbridge never loads models with safe_mode=False; "
-                "replace Lambda layers by registered custom layers (keras.saving.register_keras_serializable) "
-                "importable on the executors, or by built-in layers."
+                f"{what}: the model cannot be loaded safely: it needs Python code from the file to be executed "
+                f"(safe_mode=True refused it: {_named(e, path, source)}). dlbridge never loads models with "
+                "safe_mode=False; replace Lambda layers by registered custom layers "
+                "(keras.saving.register_keras_serializable) importable on the executors, or by built-in layers."
             ) from e
-        raise ValueError(
-            f"The model bytes ({len(model_bytes)} bytes) are not a loadable Keras v3 .keras archive: {e}. "
-            "Pass the contents of a file written by model.save('model.keras')."
-        ) from e
+        # The cause's text is in the message, with the temporary file's path replaced by the
+        # user's: chaining it would show that path (and Keras' "File not found") again.
+        raise _not_keras_archive(what, model_bytes, e, path, source) from None
     except (OSError, KeyError, TypeError) as e:
-        raise ValueError(
-            f"The model bytes ({len(model_bytes)} bytes) could not be loaded as a .keras archive: "
-            f"{type(e).__name__}: {e}. Pass the contents of a file written by model.save('model.keras')."
-        ) from e
+        raise _not_keras_archive(what, model_bytes, e, path, source) from None
     finally:
         os.remove(path)
 
 
-def describe_model(model_bytes: bytes) -> dict[str, Any]:
+def _not_keras_archive(what: str, model_bytes: bytes, error: BaseException, path: str,
+                       source: str | None) -> ValueError:
+    return ValueError(
+        f"{what} ({len(model_bytes)} bytes) is not a loadable Keras v3 .keras archive "
+        f"({type(error).__name__}: {_named(error, path, source)}). Fix: pass a file written by "
+        "model.save('model.keras') with Keras 3; convert an .h5 file or a SavedModel by loading it and "
+        "saving it again as .keras.")
+
+
+def _named(error: BaseException, path: str, source: str | None) -> str:
+    """The error's text, naming the user's file instead of the temporary one."""
+    text = str(error)
+    if "File not found" in text:  # Keras says so for any file that is not a zip archive
+        text = "not a zip archive"
+    return text.replace(path, source or "the model bytes")
+
+
+def describe_model(model_bytes: bytes, source: str | None = None) -> dict[str, Any]:
     """Input and output sizes of a ``.keras`` model, without the batch dimension.
 
     Parameters
@@ -127,6 +145,8 @@ def describe_model(model_bytes: bytes) -> dict[str, Any]:
     model_bytes : bytes
         Contents of a Keras v3 ``.keras`` file. Loaded with ``safe_mode=True``
         from a temporary file that is removed afterwards.
+    source : str, optional
+        Where the bytes came from, named in errors. Defaults to ``None``.
 
     Returns
     -------
@@ -147,7 +167,7 @@ def describe_model(model_bytes: bytes) -> dict[str, Any]:
     >>> describe_model(open(path, "rb").read())
     {'inputShape': [784], 'outputShape': [10], 'numInputs': 784, 'numOutputs': 10}
     """
-    model = load_model_bytes(model_bytes)
+    model = load_model_bytes(model_bytes, source)
     in_shape, out_shape = _io_shapes(model)
     return {"inputShape": list(in_shape), "outputShape": list(out_shape),
             "numInputs": size(in_shape), "numOutputs": size(out_shape)}

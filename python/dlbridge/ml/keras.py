@@ -77,6 +77,9 @@ class _KerasParams(Params):
     inferenceBatchSize = _param("inferenceBatchSize", "rows per model call during transform (default: 1024)", _I)
     inputShape = _param("inputShape", "shape each flat feature row is reshaped to, e.g. [28, 28, 1]; "
                         "empty keeps it flat (default: empty)", _LI)
+    handleInvalid = _param("handleInvalid", "how to handle rows whose features or label are null or hold NaN, "
+                           "+/-inf or null elements: 'error' fails naming the column, what was found and the fix; "
+                           "'skip' drops those rows, in fit and in transform (default: error)", _S)
 
     DEFAULTS: Dict[str, Any] = dict(
         featuresCol="features", labelCol="label", predictionCol="prediction", probabilityCol="probability",
@@ -84,6 +87,7 @@ class _KerasParams(Params):
         hiddenLayers=[64], task="classification", mode="hogwild", epochs=10, batchSize=128, numWorkers=2,
         optimizer="adam", optimizerOptions="{}", loss="", stepsPerSync=1, shuffle=True,
         validationFraction=0.0, seed=0, verbose=1, inferenceBatchSize=1024, inputShape=[],
+        handleInvalid="error",
     )
 
     def __init__(self, *args: Any) -> None:
@@ -134,7 +138,8 @@ class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, DlbridgeJavaML
                  epochs: int = 10, batchSize: int = 128, numWorkers: int = 2, optimizer: str = "adam",
                  optimizerOptions: _Json = "{}", loss: str = "", stepsPerSync: int = 1, shuffle: bool = True,
                  validationFraction: float = 0.0, seed: int = 0, verbose: int = 1,
-                 inferenceBatchSize: int = 1024, inputShape: Optional[List[int]] = None) -> None:
+                 inferenceBatchSize: int = 1024, inputShape: Optional[List[int]] = None,
+                 handleInvalid: str = "error") -> None:
         super().__init__()
         self._java_obj = self._new_java_obj("dlbridge.ml.KerasEstimator", self.uid)
         self._set(**self._input_kwargs)
@@ -190,5 +195,5 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable
 
 # A fitted model takes the inference-side setters only (training params are fixed by fit).
 for _name in ("featuresCol", "predictionCol", "probabilityCol", "rawOutputCol", "task",
-              "inferenceBatchSize", "inputShape"):
+              "inferenceBatchSize", "inputShape", "handleInvalid"):
     setattr(KerasModel, "set" + _name[0].upper() + _name[1:], _accessor("set", _name))

@@ -9,6 +9,7 @@ mini-batches without any per-row Python work.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from dlbridge.trainer.objectives import LabelInfo
 from dlbridge.trainer.options import TrainingOptions
 
 X, Y = "__dlbridge_x", "__dlbridge_y"
+logger = logging.getLogger("dlbridge.trainer")
 
 
 @dataclasses.dataclass
@@ -28,12 +30,12 @@ class PreparedData:
     validation: object | None
     input_dim: int
     label: LabelInfo
+    cached: list = dataclasses.field(default_factory=list)
 
     def unpersist(self) -> None:
-        """Release the cached input."""
-        for frame in (self.train, self.validation):
-            if frame is not None:
-                frame.unpersist()
+        """Release the cached input (``train`` and ``validation`` may be filtered views of it)."""
+        for frame in self.cached or [f for f in (self.train, self.validation) if f is not None]:
+            frame.unpersist()
 
 
 def prepare(df, features_col: str | Sequence[str], label_col: str, options: TrainingOptions) -> PreparedData:
@@ -41,12 +43,16 @@ def prepare(df, features_col: str | Sequence[str], label_col: str, options: Trai
 
     The check runs as one aggregation over each cached frame, so the input is read
     once and fully materialised before training starts: epoch 1 then trains at the
-    same pace as the others, and its samples/s are those of training alone.
+    same pace as the others, and its samples/s are those of training alone. Rows
+    whose features or label are null or hold NaN, +/-inf or null elements fail
+    the fit (``options.handleInvalid == "error"``) or are filtered out of the
+    cached frames, lazily (``"skip"``).
 
     Raises
     ------
     ValueError
-        For a missing column, nulls, arrays of varying length, or no rows.
+        For a missing column, invalid rows (with ``"error"``), arrays of varying
+        length, or no (valid) rows.
     TypeError
         For a column of a type that cannot be used.
     """
@@ -59,13 +65,14 @@ def prepare(df, features_col: str | Sequence[str], label_col: str, options: Trai
                                              seed=options.seed)
     frames = [input_cache.persist(f.repartition(options.numWorkers)) for f in (train, validation) if f is not None]
     try:
-        info, input_dim = _inspect(frames, df, label_col, label_dim, features_col)
+        info, input_dim, skipped = _inspect(frames, df, label_col, label_dim, features_col, options)
     except BaseException:
         for frame in frames:
             frame.unpersist()
         raise
-    return PreparedData(train=frames[0], validation=frames[1] if validation is not None else None,
-                        input_dim=input_dim, label=info)
+    usable = [f.filter(~_invalid_row(label_dim)) for f in frames] if skipped else frames
+    return PreparedData(train=usable[0], validation=usable[1] if validation is not None else None,
+                        input_dim=input_dim, label=info, cached=frames)
 
 
 def _feature_column(df, features_col: str | Sequence[str]):
@@ -100,8 +107,8 @@ def _float_array(df, name: str, role: str, allow_scalar: bool):
     from pyspark.sql import types as T
 
     dtype = _dtype(df, name, role)
-    if isinstance(dtype, VectorUDT):
-        return vector_to_array(F.col(name), "float32")
+    if isinstance(dtype, VectorUDT):  # vector_to_array fails on a null vector: keep it null instead
+        return F.when(F.col(name).isNotNull(), vector_to_array(F.col(name), "float32"))
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.NumericType):
         return F.col(name).cast("array<float>")
     if allow_scalar and isinstance(dtype, T.NumericType):
@@ -116,21 +123,49 @@ def _dtype(df, name: str, role: str):
     return df.schema[name].dataType
 
 
-def _inspect(frames: list, df, label_col: str, label_dim: int, features_col) -> tuple[LabelInfo, int]:
-    """One aggregation job per cached frame: row count, nulls, array sizes and the label range."""
+def _invalid(column, is_array: bool):
+    """True where ``column`` is null or holds NaN, +/-inf or (in an array) a null element."""
     from pyspark.sql import functions as F
+
+    if is_array:
+        bad = F.array(*[F.lit(v).cast("float") for v in ("NaN", "Infinity", "-Infinity")])
+        return F.coalesce(F.arrays_overlap(column, bad), F.lit(True))
+    return column.isNull() | F.isnan(column) | (F.abs(column) == F.lit(float("inf")))
+
+
+def _invalid_row(label_dim: int):
+    from pyspark.sql import functions as F
+
+    return _invalid(F.col(X), True) | _invalid(F.col(Y), bool(label_dim))
+
+
+def _aggregations(label_dim: int) -> list:
+    """Row count, invalid rows, and array sizes and the label range over valid rows."""
+    from pyspark.sql import functions as F
+
+    bad_x, bad_y = _invalid(F.col(X), True), _invalid(F.col(Y), bool(label_dim))
+    ok = ~(bad_x | bad_y)
+    aggs = [F.count(F.lit(1)).alias("n"), F.count(F.when(bad_x, 1)).alias("bad_x"),
+            F.count(F.when(bad_y, 1)).alias("bad_y"), F.count(F.when(bad_x | bad_y, 1)).alias("bad"),
+            F.min(F.when(ok, F.size(X))).alias("dmin"), F.max(F.when(ok, F.size(X))).alias("dmax")]
+    if label_dim:
+        return aggs + [F.min(F.when(ok, F.size(Y))).alias("lmin"), F.max(F.when(ok, F.size(Y))).alias("lmax")]
+    not_class = ok & ((F.col(Y) < 0) | (F.col(Y) != F.floor(Y)))
+    return aggs + [F.min(F.when(ok, F.col(Y))).alias("lmin"), F.max(F.when(ok, F.col(Y))).alias("lmax"),
+                   F.count(F.when(not_class, 1)).alias("not_class"),
+                   F.min(F.when(not_class, F.col(Y))).alias("not_class_example")]
+
+
+def _inspect(frames: list, df, label_col: str, label_dim: int, features_col,
+             options: TrainingOptions) -> tuple[LabelInfo, int, int]:
+    """One aggregation job per cached frame; returns the label info, the input size and the rows to skip."""
     from pyspark.sql import types as T
 
-    aggs = [F.count(F.lit(1)).alias("n"), F.min(F.size(X)).alias("dmin"), F.max(F.size(X)).alias("dmax"),
-            F.sum(F.when(F.col(X).isNull() | F.col(Y).isNull(), 1).otherwise(0)).alias("nulls")]
-    aggs += [F.min(F.size(Y)).alias("lmin"), F.max(F.size(Y)).alias("lmax")] if label_dim else \
-            [F.min(Y).alias("lmin"), F.max(Y).alias("lmax")]
-    row = _combine([frame.agg(*aggs).first().asDict() for frame in frames])
+    row = _combine([frame.agg(*_aggregations(label_dim)).first().asDict() for frame in frames])
     if not row["n"]:
-        raise ValueError("The training DataFrame has no rows.")
-    if row["nulls"]:
-        raise ValueError(f"{row['nulls']} row(s) have a null feature or label (features_col={features_col!r}, "
-                         f"label_col={label_col!r}); drop or impute them first.")
+        raise ValueError(f"The training DataFrame has no rows (featuresCol={features_col!r}, "
+                         f"labelCol={label_col!r}). Fix: check the filters and the source of the data.")
+    skipped = _check_invalid(row, features_col, label_col, options)
     if row["dmin"] != row["dmax"]:
         raise ValueError(f"Feature arrays of features_col={features_col!r} vary in length "
                          f"({row['dmin']}..{row['dmax']}); every row needs the same number of features.")
@@ -143,19 +178,39 @@ def _inspect(frames: list, df, label_col: str, label_dim: int, features_col) -> 
         num_classes = int(row["lmax"]) + 1
     integral = isinstance(df.schema[label_col].dataType, T.IntegralType)
     info = LabelInfo(column=label_col, dim=int(row["lmax"]) if label_dim else 0, integral=integral,
-                     num_classes=num_classes, nominal=nominal)
-    return info, int(row["dmax"])
+                     num_classes=num_classes, nominal=nominal, not_class_count=row.get("not_class") or 0,
+                     not_class_example=row.get("not_class_example"))
+    return info, int(row["dmax"]), skipped
+
+
+def _check_invalid(row: dict, features_col, label_col: str, options: TrainingOptions) -> int:
+    """The number of invalid rows to skip; raises ``ValueError`` if they are an error (or all rows)."""
+    if not row["bad"]:
+        return 0
+    found = "; ".join(f"{param}={column!r}: {count} of {row['n']} row(s) are null or hold NaN, +/-inf or null "
+                      "elements" for param, column, count in (("featuresCol", features_col, row["bad_x"]),
+                                                               ("labelCol", label_col, row["bad_y"])) if count)
+    if options.handleInvalid == "error":
+        raise ValueError(f"{found} (handleInvalid='error'). Fix: set handleInvalid='skip' to train on the valid "
+                         "rows only, or clean the data first (e.g. df.na.drop(), an Imputer, or a filter).")
+    if row["bad"] == row["n"]:
+        raise ValueError(f"{found}: no valid row is left to train on (handleInvalid='skip'). Fix: clean the "
+                         "data (e.g. an Imputer), or check featuresCol and labelCol.")
+    logger.info("dlbridge trainer: skipping %d of %d input rows (handleInvalid='skip'): %s",
+                row["bad"], row["n"], found)
+    return row["bad"]
 
 
 def _combine(rows: list[dict]) -> dict:
     """Merge the per-frame aggregates (an empty frame has ``None`` minima and maxima)."""
     def pick(key: str, choose):
-        values = [r[key] for r in rows if r[key] is not None]
+        values = [r[key] for r in rows if r.get(key) is not None]
         return choose(values) if values else None
 
-    return {"n": sum(r["n"] for r in rows), "nulls": sum(r["nulls"] or 0 for r in rows),
-            "dmin": pick("dmin", min), "dmax": pick("dmax", max),
-            "lmin": pick("lmin", min), "lmax": pick("lmax", max)}
+    merged = {key: sum(r.get(key) or 0 for r in rows) for key in ("n", "bad_x", "bad_y", "bad", "not_class")}
+    merged.update({key: pick(key, min) for key in ("dmin", "lmin", "not_class_example")})
+    merged.update({key: pick(key, max) for key in ("dmax", "lmax")})
+    return merged
 
 
 def to_numpy(batch, input_dim: int, label_dim: int, sparse: bool) -> tuple[np.ndarray, np.ndarray]:

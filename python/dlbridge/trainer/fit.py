@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 import time
 import uuid
@@ -193,7 +194,19 @@ def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch:
               "samples": samples, "seconds": seconds, "samples_per_sec": samples / seconds}
     if data.validation is not None:
         record.update(_validate(data, spec, server, epoch))
+    _check_finite(record, spec.options)
     return record
+
+
+def _check_finite(record: dict[str, Any], options: TrainingOptions) -> None:
+    """Stop training at an epoch whose loss (or a validation metric) is NaN or infinite."""
+    bad = {k: v for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        found = ", ".join(f"{k} {v}" for k, v in bad.items())
+        raise RuntimeError(
+            f"dlbridge training stopped in epoch {record['epoch']} of {options.epochs}: {found}; the model "
+            f"diverged. Fix: lower the learning rate (optimizerOptions, received {options.optimizerOptions}), "
+            "scale the features (e.g. StandardScaler), or check the data for extreme values.")
 
 
 def _validate(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int) -> dict[str, float]:

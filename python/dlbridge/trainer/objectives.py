@@ -29,6 +29,10 @@ class LabelInfo:
         From nominal ML attribute metadata or ``max(label) + 1``, when scalar.
     nominal : bool
         The column carries nominal (categorical) ML attribute metadata.
+    not_class_count : int
+        Scalar labels that cannot be class indices (negative or fractional).
+    not_class_example : float or None
+        The smallest such label, when there is one.
     """
 
     column: str
@@ -36,6 +40,8 @@ class LabelInfo:
     integral: bool
     num_classes: int | None
     nominal: bool
+    not_class_count: int = 0
+    not_class_example: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +78,7 @@ def num_outputs_for(label: LabelInfo, task: str) -> int:
     if label.dim:
         return label.dim
     if task == "classification":
+        check_class_indices(label)
         if not label.num_classes or label.num_classes < 2:
             raise ValueError(
                 f"Label column {label.column!r} holds {label.num_classes} class(es); classification "
@@ -79,6 +86,17 @@ def num_outputs_for(label: LabelInfo, task: str) -> int:
             )
         return label.num_classes
     return 1
+
+
+def check_class_indices(label: LabelInfo) -> None:
+    """Raise ``ValueError`` if a scalar classification label is negative or fractional."""
+    if label.dim or not label.not_class_count:
+        return
+    raise ValueError(
+        f"labelCol {label.column!r}: classification needs class indices 0..k-1 (whole numbers >= 0); "
+        f"received {label.not_class_count} row(s) with other values, e.g. {label.not_class_example!r}. "
+        "Fix: index the labels with StringIndexer, or set task='regression' to predict the value."
+    )
 
 
 def choose_objective(label: LabelInfo, task: str, model, options: TrainingOptions) -> Objective:
@@ -97,6 +115,8 @@ def choose_objective(label: LabelInfo, task: str, model, options: TrainingOption
             loss = "binary_crossentropy"
         else:
             loss = "categorical_crossentropy" if label.dim else "sparse_categorical_crossentropy"
+    if task == "classification" and (loss.startswith("sparse_") or loss == "binary_crossentropy"):
+        check_class_indices(label)
     if label.dim and label.dim != outputs:
         raise ValueError(f"Label column {label.column!r} holds arrays of {label.dim} values but the "
                          f"model outputs {outputs}; make them match.")

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 MODES = ("hogwild", "async", "sync")
+HANDLE_INVALID = ("error", "skip")
 
 
 @dataclasses.dataclass
@@ -58,6 +59,11 @@ class TrainingOptions:
     verbose : int
         ``0`` logs epochs at DEBUG level, ``1`` or more at INFO.
         Defaults to ``1``.
+    handleInvalid : str
+        Rows whose features or label are null, or hold NaN, +/-inf or null
+        elements: ``"error"`` fails before training, naming the column, the
+        count and the fix; ``"skip"`` trains on the valid rows only (the count
+        skipped is logged). Defaults to ``"error"``.
     """
 
     mode: str = "hogwild"
@@ -72,6 +78,7 @@ class TrainingOptions:
     validationFraction: float = 0.0
     seed: int = 0
     verbose: int = 1
+    handleInvalid: str = "error"
 
     def validate(self) -> "TrainingOptions":
         """Check every option; return ``self`` or raise ``ValueError``.
@@ -83,6 +90,8 @@ class TrainingOptions:
         """
         if self.mode not in MODES:
             _bad("mode", self.mode, f"one of {', '.join(MODES)}")
+        if self.handleInvalid not in HANDLE_INVALID:
+            _bad("handleInvalid", self.handleInvalid, f"one of {', '.join(HANDLE_INVALID)}")
         for name in ("epochs", "batchSize", "numWorkers", "stepsPerSync"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:

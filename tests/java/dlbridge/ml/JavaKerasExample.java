@@ -26,4 +26,15 @@ public final class JavaKerasExample {
     }
     return new MulticlassClassificationEvaluator().setMetricName("accuracy").evaluate(model.transform(test));
   }
+
+  /** Fits a one-epoch MLP with {@code handleInvalid} set on the estimator, and sets it on the model too. */
+  public static KerasModel fitWithHandleInvalid(Dataset<Row> train, String handleInvalid) {
+    KerasModel model = new KerasEstimator()
+        .setHiddenLayers(new int[] {4})
+        .setEpochs(1)
+        .setNumWorkers(1)
+        .setHandleInvalid(handleInvalid)
+        .fit(train);
+    return model.setHandleInvalid(handleInvalid);
+  }
 }

@@ -38,6 +38,7 @@ class KerasEstimator(override val uid: String)
   /** @group setParam */ def setTask(value: String): this.type = set(task, value)
   /** @group setParam */ def setInferenceBatchSize(value: Int): this.type = set(inferenceBatchSize, value)
   /** @group setParam */ def setInputShape(value: Array[Int]): this.type = set(inputShape, value)
+  /** @group setParam */ def setHandleInvalid(value: String): this.type = set(handleInvalid, value)
 
   /** @group setParam */ def setLabelCol(value: String): this.type = set(labelCol, value)
   /** @group setParam */ def setModelFile(value: String): this.type = set(modelFile, value)

@@ -9,9 +9,10 @@ import org.apache.spark.ml.param.ParamMap
 import org.apache.spark.ml.util._
 import org.apache.spark.sql.{DataFrame, Dataset, SparkSession}
 import org.apache.spark.sql.execution.python.UserDefinedPythonFunction
-import org.apache.spark.sql.functions.col
+import org.apache.spark.sql.functions.{col, concat, lit, raise_error, when}
 import org.apache.spark.sql.types.StructType
 import org.json4s.JsonDSL._
+import org.json4s.jackson.JsonMethods.{compact, render}
 
 /**
  * A trained (or pre-trained) Keras model as a Spark ML Model. `transform` is lazy: it adds
@@ -35,6 +36,7 @@ class KerasModel private[ml] (
   /** @group setParam */ def setTask(value: String): this.type = set(task, value)
   /** @group setParam */ def setInferenceBatchSize(value: Int): this.type = set(inferenceBatchSize, value)
   /** @group setParam */ def setInputShape(value: Array[Int]): this.type = set(inputShape, value)
+  /** @group setParam */ def setHandleInvalid(value: String): this.type = set(handleInvalid, value)
 
   /** What training reported (history, shapes). */
   def summary: KerasTrainingSummary = new KerasTrainingSummary(summaryJson)
@@ -50,8 +52,9 @@ class KerasModel private[ml] (
   override def transform(dataset: Dataset[_]): DataFrame = {
     val schema = transformSchema(dataset.schema, logging = true)
     val struct = uid + "__keras"
-    val features = KerasSchema.featuresForPython(dataset.schema, $(featuresCol))
-    val withStruct = PythonUdfColumns.withUdfColumn(dataset.toDF(), struct, pythonUdf(dataset.sparkSession), Seq(features))
+    val packed = uid + "__features"
+    val withStruct = PythonUdfColumns.withUdfColumn(validFeatures(dataset.toDF(), packed), struct,
+      pythonUdf(dataset.sparkSession), Seq(col(packed))).drop(packed)
     val outputs = outputColumns.map {
       case ("predictionCol", name) => name -> col(s"$struct.prediction")
       case ("probabilityCol", name) => name -> array_to_vector(col(s"$struct.probability"))
@@ -60,6 +63,25 @@ class KerasModel private[ml] (
     val result = outputs.foldLeft(withStruct) { case (df, (name, c)) => df.withColumn(name, c) }.drop(struct)
     require(result.schema.fieldNames.sameElements(schema.fieldNames), s"$uid: internal schema mismatch")
     result
+  }
+
+  /**
+   * `df` with column `packed` holding each row's features as packed float32, invalid rows
+   * handled lazily as `handleInvalid` says: `skip` filters them out, `error` makes the job fail
+   * with a message naming featuresCol, what the row holds and the fix.
+   */
+  private def validFeatures(df: DataFrame, packed: String): DataFrame = {
+    val name = $(featuresCol)
+    val withPacked = df.withColumn(packed, KerasSchema.packedFeatures(df.schema, name))
+    if ($(handleInvalid) == "skip") withPacked.filter(col(packed).isNotNull)
+    else {
+      val message = concat(lit(s"$uid: featuresCol '$name' holds a row with "),
+        KerasSchema.invalidReason(df.schema, name),
+        lit(" (handleInvalid='error'); the model needs finite numbers in every feature. Fix: set " +
+          "handleInvalid='skip' to drop such rows, or clean the data first (e.g. df.na.drop(), an Imputer, " +
+          "or a filter on the column)."))
+      withPacked.withColumn(packed, when(col(packed).isNull, raise_error(message)).otherwise(col(packed)))
+    }
   }
 
   /**
@@ -94,12 +116,14 @@ object KerasModel extends MLReadable[KerasModel] {
 
   /**
    * A Model stage for a pre-trained Keras v3 `.keras` file (any Hadoop FS path), loaded with
-   * `safe_mode=True`. Set `task` to `regression` for a regressor.
+   * `safe_mode=True`. Set `task` to `regression` for a regressor. A file that is not a loadable
+   * `.keras` archive fails with an error naming `path`.
    */
   def fromFile(path: String): KerasModel = {
     val session = SparkSession.active
     val bytes = KerasModelIO.readBytes(path, session)
-    val info = PythonBridge.backend(session).invoke("keras.describe", "{}", Array[AnyRef](bytes))
+    val args = compact(render("source" -> s"KerasModel.fromFile path '$path'"))
+    val info = PythonBridge.backend(session).invoke("keras.describe", args, Array[AnyRef](bytes))
     new KerasModel(Identifiable.randomUID("kerasModel"), bytes, info.asInstanceOf[String])
   }
 

@@ -124,11 +124,27 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
     "shape each flat feature row is reshaped to, e.g. [28, 28, 1]; empty keeps it flat (default: empty)",
     (v: Array[Int]) => v.forall(_ > 0))
 
+  // ---- invalid rows ----
+
+  /**
+   * How rows with invalid data are handled, in fit and transform, like VectorAssembler's
+   * `handleInvalid`: a row is invalid when its features (or, in fit, its label) are null, or hold
+   * NaN, +/-inf or null elements. `error` fails with an error naming the column, what was found
+   * (in fit, the count) and the fix; `skip` drops such rows (fit trains on the valid rows only;
+   * transform outputs only the valid rows). Default: `error`.
+   * @group param
+   */
+  final val handleInvalid: Param[String] = new Param[String](this, "handleInvalid",
+    "how to handle rows whose features or label are null or hold NaN, +/-inf or null elements: 'error' fails " +
+      "naming the column, what was found and the fix; 'skip' drops those rows, in fit and in transform " +
+      "(default: error)", ParamValidators.inArray(Array("error", "skip")))
+
   setDefault(probabilityCol -> "probability", rawOutputCol -> "", modelFile -> "", modelConfig -> "",
     modelFactory -> "", modelFactoryArgs -> "{}", hiddenLayers -> Array(64), task -> "classification",
     mode -> "hogwild", epochs -> 10, batchSize -> 128, numWorkers -> 2, optimizer -> "adam",
     optimizerOptions -> "{}", loss -> "", stepsPerSync -> 1, shuffle -> true, validationFraction -> 0.0,
-    seed -> 0, verbose -> 1, inferenceBatchSize -> 1024, inputShape -> Array.empty[Int])
+    seed -> 0, verbose -> 1, inferenceBatchSize -> 1024, inputShape -> Array.empty[Int],
+    handleInvalid -> "error")
 
   final def getProbabilityCol: String = $(probabilityCol)
   final def getRawOutputCol: String = $(rawOutputCol)
@@ -152,4 +168,5 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
   final def getVerbose: Int = $(verbose)
   final def getInferenceBatchSize: Int = $(inferenceBatchSize)
   final def getInputShape: Array[Int] = $(inputShape)
+  final def getHandleInvalid: String = $(handleInvalid)
 }

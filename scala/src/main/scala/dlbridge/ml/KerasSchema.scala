@@ -6,7 +6,7 @@ import org.apache.spark.ml.attribute.AttributeGroup
 import org.apache.spark.ml.linalg.{DenseVector, SparseVector, Vector}
 import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.sql.Column
-import org.apache.spark.sql.functions.{col, udf}
+import org.apache.spark.sql.functions.{array, arrays_overlap, coalesce, col, lit, not, udf, when}
 import org.apache.spark.sql.types._
 
 /** Schema checks and column conversions of the Keras stages, done on the driver before any job. */
@@ -40,25 +40,52 @@ private[ml] object KerasSchema {
   }
 
   /**
-   * The features as the Python UDF takes them: an ML Vector becomes one binary value of packed
-   * little-endian float32 per row (a single copy per row, where `vector_to_array` builds a boxed
-   * array element by element and caps throughput); arrays are cast to array<float>.
+   * The features as the Python UDF takes them: one binary value per row of packed little-endian
+   * float32 (a single copy per row, where `vector_to_array` builds a boxed array element by
+   * element and caps throughput), for ML Vectors and for array<float|double> (nullable elements
+   * included) alike. Invalid rows (null, or holding a null element, NaN or +/-inf once converted
+   * to float32) become null; [[invalidReason]] says why.
    */
-  def featuresForPython(schema: StructType, name: String): Column = schema(name).dataType match {
-    case VectorType => packFloat32(col(name))
-    case _ => col(name).cast(ArrayType(FloatType, containsNull = false))
+  def packedFeatures(schema: StructType, name: String): Column = schema(name).dataType match {
+    case VectorType => packVector(col(name))
+    case _ => when(coalesce(not(arrays_overlap(asFloats(name), nonFinite)), lit(false)), packArray(asFloats(name)))
   }
 
-  private val packFloat32 = udf { (vector: Vector) =>
-    val buffer = ByteBuffer.allocate(4 * vector.size).order(ByteOrder.LITTLE_ENDIAN)
+  /** What made a row's features invalid, in words; meant for rows [[packedFeatures]] made null. */
+  def invalidReason(schema: StructType, name: String): Column = schema(name).dataType match {
+    case VectorType => when(col(name).isNull, lit("a null vector")).otherwise(lit("a NaN or infinite value"))
+    case _ => when(col(name).isNull, lit("a null array"))
+      .when(arrays_overlap(asFloats(name), nonFinite), lit("a NaN or infinite value (as float32)"))
+      .otherwise(lit("a null element"))
+  }
+
+  private def asFloats(name: String): Column = col(name).cast(ArrayType(FloatType, containsNull = true))
+
+  private def nonFinite: Column = array(lit(Float.NaN), lit(Float.PositiveInfinity), lit(Float.NegativeInfinity))
+
+  private val packArray = udf { (values: Array[Float]) =>
+    val buffer = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN)
+    buffer.asFloatBuffer().put(values)
+    buffer.array()
+  }
+
+  private val packVector = udf { (vector: Vector) =>
     vector match {
-      case dense: DenseVector =>
-        val values = dense.values
-        var i = 0
-        while (i < values.length) { buffer.putFloat(values(i).toFloat); i += 1 }
-      case sparse: SparseVector =>
-        var k = 0
-        while (k < sparse.indices.length) { buffer.putFloat(4 * sparse.indices(k), sparse.values(k).toFloat); k += 1 }
+      case null => null
+      case dense: DenseVector => packDoubles(dense.values, null, dense.size)
+      case sparse: SparseVector => packDoubles(sparse.values, sparse.indices, sparse.size)
+    }
+  }
+
+  /** `values` (at `indices`, or all positions when null) as `size` float32; null if one is not finite. */
+  private def packDoubles(values: Array[Double], indices: Array[Int], size: Int): Array[Byte] = {
+    val buffer = ByteBuffer.allocate(4 * size).order(ByteOrder.LITTLE_ENDIAN)
+    var k = 0
+    while (k < values.length) {
+      val f = values(k).toFloat
+      if (!java.lang.Float.isFinite(f)) return null
+      buffer.putFloat(4 * (if (indices == null) k else indices(k)), f)
+      k += 1
     }
     buffer.array()
   }
