@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -23,6 +24,11 @@ from keras_helpers import digits
 from processes import cmdline, descendants, listening_ports, open_fds, thread_count
 
 CYCLES, WARM = 20, 5
+# Spark's own elastic thread pools: they grow with load up to fixed caps and shrink after an idle
+# keep-alive (block manager messaging and async storage, AQE query stages, shuffle and broadcast
+# exchanges), so their size says nothing about leaks; every other JVM thread is counted.
+SPARK_ELASTIC_POOLS = re.compile(r"^(block-manager-(ask|storage-async)-thread-pool|ResultQueryStageExecution|"
+                                 r"shuffle-exchange|broadcast-exchange)")
 # Allowed growth from cycle 5 to cycle 20, per resource.
 TOLERANCE = {"processes": 0, "python threads": 2, "jvm threads": 10, "python fds": 4, "jvm fds": 10,
              "listening ports": 0, "cached rdds": 0, "cached tables": 0, "temp files": 4}
@@ -51,6 +57,12 @@ def _jvm_pid() -> int:
     return jvms[0]
 
 
+def _jvm_threads(spark: SparkSession) -> int:
+    """Live threads of the driver JVM outside Spark's elastic pools (see SPARK_ELASTIC_POOLS)."""
+    threads = spark.sparkContext._jvm.java.lang.Thread.getAllStackTraces().keySet().toArray()
+    return sum(1 for t in threads if not SPARK_ELASTIC_POOLS.match(t.getName()))
+
+
 def _files(root: str) -> list[str]:
     return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files]
 
@@ -63,7 +75,7 @@ def _snapshot(spark: SparkSession, root: str) -> dict[str, int]:
     time.sleep(3)
     me, jvm = os.getpid(), _jvm_pid()
     cache = spark._jsparkSession.sharedState().cacheManager()
-    return {"processes": len(descendants(me)), "python threads": thread_count(me), "jvm threads": thread_count(jvm),
+    return {"processes": len(descendants(me)), "python threads": thread_count(me), "jvm threads": _jvm_threads(spark),
             "python fds": open_fds(me), "jvm fds": open_fds(jvm),
             "listening ports": len(listening_ports(me) | listening_ports(jvm)),
             "cached rdds": spark.sparkContext._jsc.getPersistentRDDs().size(),

@@ -7,7 +7,7 @@ with a Parquet sink and compares it with the same rows scored outside Spark. The
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -16,10 +16,26 @@ from pyspark.ml.functions import array_to_vector
 from pyspark.sql import DataFrame, SparkSession
 
 import dlbridge_test_udfs  # noqa: F401 (registers plus_k in this driver)
+import pyarrow as pa
+from conftest import build_spark
+from dlbridge_test_layers import LoadRecorder
+from pyspark.sql.functions import arrow_udf
+
 from dlbridge.ml import KerasModel, PythonTransformer
 
 FEATURES = 6
 ROWS_PER_FILE = 300
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    """``local[1]`` with worker reuse: every Python task of a micro-batch runs in the same worker,
+    so model loads can be counted per worker."""
+    session = build_spark("local[1]")
+    try:
+        yield session
+    finally:
+        session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +136,30 @@ def test_batch_parquet_with_a_vector_column(spark, tmp_path, keras_file) -> None
                                   reference.predict(x, verbose=0).argmax(axis=1).astype(float))
     np.testing.assert_allclose(result["y"], result["x"] + 1.0, rtol=0, atol=1e-12)
     assert type(plus.schema["vec"].dataType).__name__ == "VectorUDT"
+
+
+def test_model_loads_once_per_worker_across_micro_batches(spark, tmp_path) -> None:
+    import keras
+
+    log = tmp_path / "loads.txt"
+    keras.utils.set_random_seed(4)
+    net = keras.Sequential([keras.Input((FEATURES,)), LoadRecorder(str(log)),
+                            keras.layers.Dense(3, activation="softmax")])
+    net.save(str(tmp_path / "net.keras"))
+    model = KerasModel.fromFile(str(tmp_path / "net.keras")).setFeaturesCol("vec")  # the driver loads it once
+
+    def import_layers(ids: Iterator[pa.Array]) -> Iterator[pa.Array]:  # the worker must know LoadRecorder
+        import dlbridge_test_layers  # noqa: F401
+
+        for batch in ids:
+            yield pa.array([os.getpid()] * len(batch), pa.int64())
+
+    worker = spark.range(0, 1, 1, 1).select(arrow_udf(import_layers, "long")("id")).first()[0]
+    write_inputs(spark, str(tmp_path / "in"), files=3, seed=5)
+    query = run_stream(spark, model.transform(input_stream(spark, str(tmp_path / "in"))).select("id", "prediction"),
+                       str(tmp_path / "out"), {"availableNow": True})
+    assert sum(p["numInputRows"] > 0 for p in query.recentProgress) == 3
+    assert spark.read.parquet(str(tmp_path / "out" / "data")).count() == 3 * ROWS_PER_FILE
+    loads = [int(line) for line in log.read_text().split()]
+    executor_loads = [pid for pid in loads if pid != os.getpid()]
+    assert executor_loads == [worker], f"loads by pid over three micro-batches: {loads} (driver {os.getpid()})"

@@ -1,22 +1,23 @@
 package dlbridge.python
 
-import java.util.concurrent.{CompletableFuture, ExecutionException, Executors, ThreadFactory, TimeUnit}
-import java.util.concurrent.TimeoutException
+import java.util.concurrent.{CompletableFuture, Executors, ThreadFactory, TimeUnit}
 
+import org.slf4j.LoggerFactory
 import py4j.{Py4JException, Py4JNetworkException}
 
 /**
  * Wraps a [[PythonBackend]] so that no call hangs on a backend that stopped answering, and every
  * failure surfaces as a [[PythonBackendException]] naming the call.
  *
- * Each call runs on its own daemon thread, created by the caller so that it inherits the caller's
- * Spark local properties (job tags, job group) and active session. While it runs, the caller checks
- * the backend's liveness with `info()` on a second py4j connection every `min(callTimeout / 4, 5s)`
- * (py4j serves each connection on its own thread). The call fails when the backend has answered
- * neither it nor any check for `callTimeoutMs` (`spark.dlbridge.python.callTimeout`); a long call
- * on a responsive backend, such as a fit of hours, runs to its end. A timed-out companion is
- * killed, so the next [[PythonBridge.backend]] call starts a fresh one; a PySpark driver cannot be
- * restarted, and the timed-out call's thread is abandoned.
+ * Each call runs on the caller's own thread (so it keeps the caller's Spark local properties and
+ * active session, and py4j's pinned-thread mode reuses that thread's connection instead of opening
+ * one per call). While it runs, a watchdog checks the backend's liveness with `info()` on a
+ * separate, long-lived connection every `min(callTimeout / 4, 5s)`. When the backend has answered
+ * neither the call nor any check for `callTimeoutMs` (`spark.dlbridge.python.callTimeout`), a
+ * companion is killed, which fails the waiting call at once with a message naming the call, the
+ * key and the fix, and the next [[PythonBridge.backend]] call starts a fresh companion. A long call
+ * on a responsive backend, such as a fit of hours, runs to its end. A PySpark driver's backend is
+ * the user's own process and cannot be killed: there the watchdog logs the same message as an error.
  *
  * @param companion the companion process behind `inner`, or None for a PySpark driver's backend
  */
@@ -29,45 +30,43 @@ private[dlbridge] final class GuardedBackend(
   private val probeIntervalMs = math.max(10L, math.min(callTimeoutMs / 4, 5000L))
 
   private def guard[T](call: String)(body: => T): T = {
-    val result = new CompletableFuture[T]()
-    val runner = new Thread(() =>
-      try result.complete(body)
-      catch { case t: Throwable => result.completeExceptionally(t) }, s"dlbridge-call-$call")
-    runner.setDaemon(true)
-    runner.start()
-    try awaitAnswer(call, result)
-    catch { case e: ExecutionException => throw failure(call, e.getCause) }
+    val watchdog = new Watchdog(call)
+    try body
+    catch {
+      case e: Py4JException if watchdog.fired => throw timedOut(call, e)
+      case e: Py4JException => throw failure(call, e)
+    } finally watchdog.cancel()
   }
 
-  /** Waits for `result`, probing liveness; throws once the backend has been silent for the timeout. */
-  private def awaitAnswer[T](call: String, result: CompletableFuture[T]): T = {
-    var lastAnswer = System.nanoTime()
-    var probe: Option[CompletableFuture[Long]] = None
-    var answer: Option[T] = None
-    while (answer.isEmpty) {
-      val silentMs = (System.nanoTime() - lastAnswer) / 1000000
-      if (silentMs >= callTimeoutMs) throw timedOut(call)
-      try answer = Some(result.get(math.min(probeIntervalMs, callTimeoutMs - silentMs), TimeUnit.MILLISECONDS))
-      catch { case _: TimeoutException => }
-      probe = probe match {
-        case Some(p) if !p.isDone => probe
-        case Some(p) =>
-          if (!p.isCompletedExceptionally) lastAnswer = math.max(lastAnswer, p.join())
-          Some(startProbe())
-        case None => Some(startProbe())
+  /** Probes the backend while one call runs; fires once it has been silent for the timeout. */
+  private final class Watchdog(call: String) extends Runnable {
+    @volatile private var lastAnswer = System.nanoTime()
+    @volatile var fired = false
+    private var probe: Option[CompletableFuture[Long]] = None
+    private val task = GuardedBackend.timer.scheduleWithFixedDelay(this, probeIntervalMs, probeIntervalMs,
+      TimeUnit.MILLISECONDS)
+
+    override def run(): Unit = synchronized {
+      probe.filter(p => p.isDone && !p.isCompletedExceptionally).foreach(p => lastAnswer = math.max(lastAnswer, p.join()))
+      if (probe.forall(_.isDone)) probe = Some(CompletableFuture.supplyAsync(() => {
+        inner.info(); System.nanoTime()
+      }, GuardedBackend.probes))
+      if (!fired && (System.nanoTime() - lastAnswer) / 1000000 >= callTimeoutMs) {
+        fired = true
+        task.cancel(false)
+        companion match {
+          case Some(c) => c.kill() // fails the waiting call, which reports the timeout
+          case None => GuardedBackend.log.error(timedOut(call).getMessage)
+        }
       }
     }
-    answer.get
+
+    def cancel(): Unit = task.cancel(false)
   }
 
-  /** An `info()` call on its own connection; completes with the time it was answered. */
-  private def startProbe(): CompletableFuture[Long] =
-    CompletableFuture.supplyAsync(() => { inner.info(); System.nanoTime() }, GuardedBackend.probes)
-
-  private def timedOut(call: String): PythonBackendException = {
-    companion.foreach(_.kill())
+  private def timedOut(call: String, cause: Throwable = null): PythonBackendException = {
     val outcome = companion.fold(
-      "dlbridge cannot restart a PySpark driver; the call's thread was abandoned. ")(c =>
+      "dlbridge cannot stop a PySpark driver's backend; the call keeps waiting for it. ")(c =>
       s"The companion was stopped (SIGTERM, then SIGKILL); the next call starts a fresh one. " +
         s"Last output of the companion:\n${c.outputTail}\n")
     new PythonBackendException(
@@ -75,7 +74,7 @@ private[dlbridge] final class GuardedBackend(
         s"$callTimeoutMs ms (${BridgeConf.CallTimeout}): it is stopped, deadlocked or starved. $outcome" +
         s"Fix: if the backend was only busy (e.g. in a native call holding Python's GIL), raise " +
         s"${BridgeConf.CallTimeout}; otherwise find the cause (a stopped process, a deadlock, memory " +
-        "exhaustion) in the output above and the driver's logs, and run the stage again.")
+        "exhaustion) in the output above and the driver's logs, and run the stage again.", cause)
   }
 
   private def failure(call: String, cause: Throwable): Throwable = cause match {
@@ -109,13 +108,20 @@ private[dlbridge] final class GuardedBackend(
 }
 
 private object GuardedBackend {
+  private val log = LoggerFactory.getLogger(classOf[GuardedBackend])
 
-  /** Daemon threads for liveness checks (one per waiting call at most). */
-  private val probes = Executors.newCachedThreadPool(new ThreadFactory {
-    override def newThread(r: Runnable): Thread = {
-      val t = new Thread(r, "dlbridge-backend-probe")
-      t.setDaemon(true)
-      t
-    }
-  })
+  private def daemons(name: String): ThreadFactory = (r: Runnable) => {
+    val t = new Thread(r, name)
+    t.setDaemon(true)
+    t
+  }
+
+  /** Schedules the watchdogs of all waiting calls. */
+  private val timer = Executors.newSingleThreadScheduledExecutor(daemons("dlbridge-backend-watchdog"))
+
+  /**
+   * Long-lived daemon threads for liveness checks. A fixed set (threads never exit), because with
+   * py4j's pinned threads every JVM thread that calls Python keeps a connection of its own.
+   */
+  private val probes = Executors.newFixedThreadPool(4, daemons("dlbridge-backend-probe"))
 }
