@@ -91,6 +91,35 @@ def input_stream(spark: SparkSession, directory: str) -> DataFrame:
     return spark.readStream.schema(schema).option("maxFilesPerTrigger", 1).parquet(directory)
 
 
+def test_model_loads_once_per_worker_across_micro_batches(spark, tmp_path) -> None:
+    """First in the module: later tests run plans with two Python UDF stages in one task, which
+    leaves a second idle Python worker that never imported the test layer."""
+    import keras
+
+    log = tmp_path / "loads.txt"
+    keras.utils.set_random_seed(4)
+    net = keras.Sequential([keras.Input((FEATURES,)), LoadRecorder(str(log)),
+                            keras.layers.Dense(3, activation="softmax")])
+    net.save(str(tmp_path / "net.keras"))
+    model = KerasModel.fromFile(str(tmp_path / "net.keras")).setFeaturesCol("vec")  # the driver loads it once
+
+    def import_layers(ids: Iterator[pa.Array]) -> Iterator[pa.Array]:  # the worker must know LoadRecorder
+        import dlbridge_test_layers  # noqa: F401
+
+        for batch in ids:
+            yield pa.array([os.getpid()] * len(batch), pa.int64())
+
+    worker = spark.range(0, 1, 1, 1).select(arrow_udf(import_layers, "long")("id")).first()[0]
+    write_inputs(spark, str(tmp_path / "in"), files=3, seed=5)
+    query = run_stream(spark, model.transform(input_stream(spark, str(tmp_path / "in"))).select("id", "prediction"),
+                       str(tmp_path / "out"), {"availableNow": True})
+    assert sum(p["numInputRows"] > 0 for p in query.recentProgress) == 3
+    assert spark.read.parquet(str(tmp_path / "out" / "data")).count() == 3 * ROWS_PER_FILE
+    loads = [int(line) for line in log.read_text().split()]
+    executor_loads = [pid for pid in loads if pid != os.getpid()]
+    assert executor_loads == [worker], f"loads by pid over three micro-batches: {loads} (driver {os.getpid()})"
+
+
 @pytest.mark.parametrize("features_col,trigger", [
     ("vec", {"availableNow": True}),
     ("arr", {"processingTime": "1 second"}),
@@ -137,29 +166,3 @@ def test_batch_parquet_with_a_vector_column(spark, tmp_path, keras_file) -> None
     np.testing.assert_allclose(result["y"], result["x"] + 1.0, rtol=0, atol=1e-12)
     assert type(plus.schema["vec"].dataType).__name__ == "VectorUDT"
 
-
-def test_model_loads_once_per_worker_across_micro_batches(spark, tmp_path) -> None:
-    import keras
-
-    log = tmp_path / "loads.txt"
-    keras.utils.set_random_seed(4)
-    net = keras.Sequential([keras.Input((FEATURES,)), LoadRecorder(str(log)),
-                            keras.layers.Dense(3, activation="softmax")])
-    net.save(str(tmp_path / "net.keras"))
-    model = KerasModel.fromFile(str(tmp_path / "net.keras")).setFeaturesCol("vec")  # the driver loads it once
-
-    def import_layers(ids: Iterator[pa.Array]) -> Iterator[pa.Array]:  # the worker must know LoadRecorder
-        import dlbridge_test_layers  # noqa: F401
-
-        for batch in ids:
-            yield pa.array([os.getpid()] * len(batch), pa.int64())
-
-    worker = spark.range(0, 1, 1, 1).select(arrow_udf(import_layers, "long")("id")).first()[0]
-    write_inputs(spark, str(tmp_path / "in"), files=3, seed=5)
-    query = run_stream(spark, model.transform(input_stream(spark, str(tmp_path / "in"))).select("id", "prediction"),
-                       str(tmp_path / "out"), {"availableNow": True})
-    assert sum(p["numInputRows"] > 0 for p in query.recentProgress) == 3
-    assert spark.read.parquet(str(tmp_path / "out" / "data")).count() == 3 * ROWS_PER_FILE
-    loads = [int(line) for line in log.read_text().split()]
-    executor_loads = [pid for pid in loads if pid != os.getpid()]
-    assert executor_loads == [worker], f"loads by pid over three micro-batches: {loads} (driver {os.getpid()})"
