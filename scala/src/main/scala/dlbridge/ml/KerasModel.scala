@@ -72,7 +72,7 @@ class KerasModel private[ml] (
    */
   private def validFeatures(df: DataFrame, packed: String): DataFrame = {
     val name = $(featuresCol)
-    val withPacked = df.withColumn(packed, KerasSchema.packedFeatures(df.schema, name))
+    val withPacked = df.withColumn(packed, KerasSchema.packedFeatures(name))
     if ($(handleInvalid) == "skip") withPacked.filter(col(packed).isNotNull)
     else {
       val message = concat(lit(s"$uid: featuresCol '$name' holds a row with "),

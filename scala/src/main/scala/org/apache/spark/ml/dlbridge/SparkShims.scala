@@ -7,8 +7,9 @@ import org.apache.spark.util.ShutdownHookManager
 import org.json4s.JObject
 
 /**
- * The only dlbridge file in Spark's namespace: it reaches the `private[spark]` / `private[ml]`
- * helpers the rest of the project needs, so that everything else stays in `dlbridge.*`.
+ * dlbridge's only file in Spark ML's namespace (`org.apache.spark.sql.dlbridge.SqlShims` is its
+ * twin for Spark SQL): it reaches the `private[spark]` / `private[ml]` helpers the rest of the
+ * project needs, so that everything else stays in `dlbridge.*`.
  */
 object SparkShims {
 

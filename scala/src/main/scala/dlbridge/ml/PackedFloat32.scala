@@ -1,0 +1,90 @@
+package dlbridge.ml
+
+import java.nio.{ByteBuffer, ByteOrder}
+
+import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
+import org.apache.spark.sql.catalyst.InternalRow
+import org.apache.spark.sql.catalyst.expressions.{Expression, UnaryExpression}
+import org.apache.spark.sql.catalyst.expressions.codegen.{CodegenContext, ExprCode}
+import org.apache.spark.sql.catalyst.util.ArrayData
+import org.apache.spark.sql.types.{ArrayType, BinaryType, DataType, DoubleType, FloatType}
+
+/**
+ * A features value (an ML Vector, or an array of float or double) as one `binary` value of packed
+ * little-endian float32, the form the Keras UDF reads as a zero-copy buffer; null when the value is
+ * null, holds a null element, or holds a value that is NaN or +/-inf once converted to float32.
+ *
+ * It reads Spark's internal rows directly (the Vector's serialized struct, the array's
+ * `UnsafeArrayData`), so Vectors and arrays cost the same: one pass over the values that checks
+ * and writes each float, with no deserialized `Vector` or boxed array in between.
+ */
+private[ml] case class PackedFloat32(child: Expression) extends UnaryExpression {
+
+  /** The packing method for the child's type: its name (for generated code) and the function. */
+  @transient private lazy val (packerName, packer): (String, Any => Array[Byte]) = child.dataType match {
+    case VectorType => ("packVector", v => PackedFloat32.packVector(v.asInstanceOf[InternalRow]))
+    case ArrayType(FloatType, true) => ("packNullableFloats", v => PackedFloat32.packNullableFloats(v.asInstanceOf[ArrayData]))
+    case ArrayType(FloatType, false) => ("packFloats", v => PackedFloat32.packFloats(v.asInstanceOf[ArrayData]))
+    case ArrayType(DoubleType, true) => ("packNullableDoubles", v => PackedFloat32.packNullableDoubles(v.asInstanceOf[ArrayData]))
+    case ArrayType(DoubleType, false) => ("packDoubles", v => PackedFloat32.packDoubles(v.asInstanceOf[ArrayData]))
+    case other => throw new IllegalArgumentException(
+      s"PackedFloat32 takes an ML Vector or array<float|double>; received ${other.catalogString}")
+  }
+
+  override def dataType: DataType = BinaryType
+
+  override def nullable: Boolean = true
+
+  override protected def nullSafeEval(value: Any): Any = packer(value)
+
+  override protected def doGenCode(ctx: CodegenContext, ev: ExprCode): ExprCode = {
+    val method = s"${classOf[PackedFloat32].getName}.$packerName"
+    nullSafeCodeGen(ctx, ev, value =>
+      s"""${ev.value} = $method($value);
+         |${ev.isNull} = ${ev.value} == null;""".stripMargin)
+  }
+
+  override protected def withNewChildInternal(newChild: Expression): PackedFloat32 = copy(child = newChild)
+}
+
+/** The packing loops, static so that generated code calls them directly. */
+private[ml] object PackedFloat32 {
+
+  def packFloats(values: ArrayData): Array[Byte] = pack(values, nullable = false, doubles = false)
+
+  def packNullableFloats(values: ArrayData): Array[Byte] = pack(values, nullable = true, doubles = false)
+
+  def packDoubles(values: ArrayData): Array[Byte] = pack(values, nullable = false, doubles = true)
+
+  def packNullableDoubles(values: ArrayData): Array[Byte] = pack(values, nullable = true, doubles = true)
+
+  /** A Vector in its serialized form: (type: 0 sparse / 1 dense, size, indices, values). */
+  def packVector(vector: InternalRow): Array[Byte] = {
+    val values = vector.getArray(3)
+    if (vector.getByte(0) == 1) return pack(values, nullable = false, doubles = true)
+    val indices = vector.getArray(2)
+    val buffer = ByteBuffer.allocate(4 * vector.getInt(1)).order(ByteOrder.LITTLE_ENDIAN)
+    var k = 0
+    while (k < values.numElements()) {
+      val f = values.getDouble(k).toFloat
+      if (!java.lang.Float.isFinite(f)) return null
+      buffer.putFloat(4 * indices.getInt(k), f)
+      k += 1
+    }
+    buffer.array()
+  }
+
+  private def pack(values: ArrayData, nullable: Boolean, doubles: Boolean): Array[Byte] = {
+    val n = values.numElements()
+    val buffer = ByteBuffer.allocate(4 * n).order(ByteOrder.LITTLE_ENDIAN)
+    var i = 0
+    while (i < n) {
+      if (nullable && values.isNullAt(i)) return null
+      val f = if (doubles) values.getDouble(i).toFloat else values.getFloat(i)
+      if (!java.lang.Float.isFinite(f)) return null
+      buffer.putFloat(4 * i, f)
+      i += 1
+    }
+    buffer.array()
+  }
+}
