@@ -358,7 +358,9 @@ def lookup(name: str, kind: str | None = None) -> Registration:
     what = f"Python {kind}" if kind else "Python stage"
     decorator = f"@dlbridge.register_{kind}" if kind else "@dlbridge.register_transformer or register_estimator"
     if registration is None or (kind is not None and registration.kind != kind):
-        found = f" ('{name}' is a {registration.kind})" if registration is not None else ""
+        found = "" if registration is None else (
+            f" ('{name}' is a Python {registration.kind}: use "
+            f"{'PythonEstimator' if registration.kind == 'estimator' else 'PythonTransformer'}(function='{name}', ...))")
         raise ValueError(
             f"No {what} is registered as '{name}'{found}. Registered: {known or 'none'}. "
             f"Fix: register it with {decorator} in a module listed in "

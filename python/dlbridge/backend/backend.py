@@ -80,12 +80,12 @@ class Backend:
     def registeredNames(self) -> str:  # noqa: N802 (Java interface)
         return json.dumps(registry.registered_names())
 
-    def outputType(self, function: str, params_json: str) -> str:  # noqa: N802
-        registration = registry.lookup(function)
+    def outputType(self, function: str, kind: str, params_json: str) -> str:  # noqa: N802
+        registration = registry.lookup(function, kind)
         return registration.output_type(registration.validate(parse_params(function, params_json)))
 
     def buildUdf(self, function: str, params_json: str, state: Any) -> Any:  # noqa: N802
-        registration = registry.lookup(function)
+        registration = registry.lookup(function, "transformer" if state is None else "estimator")
         params = registration.validate(parse_params(function, params_json))
         files = None if state is None else _python_files(state)
         return build_udf(self.spark, registration, params, files)._unwrapped._judf  # type: ignore[attr-defined]

@@ -19,12 +19,13 @@ public interface PythonBackend {
 
   /**
    * Validates {@code paramsJson} (a JSON object) against the registered stage's parameters (a
-   * transformer's factory, or an estimator's fit function and predictor) and returns the Spark DDL
+   * transformer's factory, or an estimator's fit function and predictor; {@code kind} is the kind
+   * the calling stage runs, {@code "transformer"} or {@code "estimator"}) and returns the Spark DDL
    * type of its output column. Throws, naming the function, the
    * parameter, what was expected and what was received, if a parameter is unknown or ill-typed,
    * and lists the registered names if {@code function} is unknown.
    */
-  String outputType(String function, String paramsJson);
+  String outputType(String function, String kind, String paramsJson);
 
   /**
    * Builds the Arrow-vectorized UDF that runs the registered stage {@code function} with

@@ -98,7 +98,8 @@ class PythonEstimator(override val uid: String)
   /** Validates the columns and, in the Python backend (no Spark job), the params; adds outputCol. */
   override def transformSchema(schema: StructType): StructType =
     validateAndTransformSchema(schema,
-      PythonStages.outputType(org.apache.spark.sql.SparkSession.active, $(function), pythonParamsJson),
+      PythonStages.outputType(org.apache.spark.sql.SparkSession.active, $(function), pythonParamsJson,
+        estimator = true),
       needLabel = true)
 
   override def fit(dataset: Dataset[_]): PythonModel = {

@@ -33,7 +33,7 @@ class PythonModel private[ml] (override val uid: String, private[ml] val state: 
 
   /** Validates the input columns and, in the Python backend (no Spark job), the params; adds outputCol. */
   override def transformSchema(schema: StructType): StructType =
-    validateAndTransformSchema(schema, PythonStages.outputType(SparkSession.active, $(function), pythonParamsJson),
+    validateAndTransformSchema(schema, PythonStages.outputType(SparkSession.active, $(function), pythonParamsJson, estimator = true),
       needLabel = false)
 
   override def transform(dataset: Dataset[_]): DataFrame = {

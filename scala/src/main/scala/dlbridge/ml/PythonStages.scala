@@ -24,9 +24,13 @@ private[ml] object PythonStages {
   /** A fitted model's state: file name -> contents. */
   type State = Map[String, Array[Byte]]
 
-  /** The Spark type of the registered stage's output column for `paramsJson` (validated first). */
-  def outputType(session: SparkSession, function: String, paramsJson: String): DataType =
-    DataType.fromDDL(PythonBridge.backend(session).outputType(function, paramsJson))
+  /**
+   * The Spark type of the output column of the registered stage `function` for `paramsJson`
+   * (validated first), a transformer or (`estimator` true) an estimator's model.
+   */
+  def outputType(session: SparkSession, function: String, paramsJson: String, estimator: Boolean): DataType =
+    DataType.fromDDL(PythonBridge.backend(session).outputType(function,
+      if (estimator) "estimator" else "transformer", paramsJson))
 
   /**
    * Runs the registered estimator's fit in Python on `dataset` and returns its state. What the fit

@@ -68,7 +68,7 @@ class PythonTransformer(override val uid: String)
       s"the DataFrame has columns: ${schema.fieldNames.mkString(", ")}.")
     require(!schema.fieldNames.contains($(outputCol)),
       s"$uid: output column ${$(outputCol)} already exists; choose another outputCol.")
-    val outputType = PythonStages.outputType(SparkSession.active, $(function), $(functionParams))
+    val outputType = PythonStages.outputType(SparkSession.active, $(function), $(functionParams), estimator = false)
     StructType(schema.fields :+ StructField($(outputCol), outputType, nullable = true))
   }
 

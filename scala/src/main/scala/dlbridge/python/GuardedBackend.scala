@@ -97,8 +97,8 @@ private[dlbridge] final class GuardedBackend(
 
   override def registeredNames(): String = guard("registeredNames")(inner.registeredNames())
 
-  override def outputType(function: String, paramsJson: String): String =
-    guard(s"outputType($function)")(inner.outputType(function, paramsJson))
+  override def outputType(function: String, kind: String, paramsJson: String): String =
+    guard(s"outputType($function)")(inner.outputType(function, kind, paramsJson))
 
   override def buildUdf(function: String, paramsJson: String, state: java.util.Map[String, Array[Byte]]): AnyRef =
     guard(s"buildUdf($function)")(inner.buildUdf(function, paramsJson, state))
