@@ -69,10 +69,10 @@ def scala_rows_per_s(spark: SparkSession, df, rows: int) -> float:
 
 
 def pyspark_rows_per_s(df, rows: int) -> float:
-    from dlbridge.backend.udfs import build_pandas_udf
+    from dlbridge.backend.udfs import build_udf
     from dlbridge.registry import lookup
 
-    udf = build_pandas_udf(lookup("plus_k"), {"k": 2.5})
+    udf = build_udf(df.sparkSession, lookup("plus_k"), {"k": 2.5})
     out = df.withColumn("y", udf("x"))
     start = time.perf_counter()
     out.write.format("noop").mode("overwrite").save()
@@ -86,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     spark = (
         SparkSession.builder.master("local[2]").config("spark.jars", dlbridge.jar_path())
-        .config("spark.ui.enabled", "false").config("spark.python.worker.reuse", "true")
+        .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.python.worker.reuse", "true")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("WARN")

@@ -197,7 +197,7 @@ def main() -> None:
     import dlbridge
 
     builder = (SparkSession.builder.master("local[2]").appName("dlbridge-bench-inference")
-               .config("spark.ui.enabled", "false").config("spark.python.worker.reuse", "true")
+               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.python.worker.reuse", "true")
                .config("spark.driver.memory", "4g")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.arrow_batch)))
     try:

@@ -79,7 +79,7 @@ def main() -> None:
     from dlbridge.ml import KerasModel
 
     spark = (SparkSession.builder.master("local[2]").appName("dlbridge-bench-streaming")
-             .config("spark.jars", dlbridge.jar_path()).config("spark.ui.enabled", "false")
+             .config("spark.jars", dlbridge.jar_path()).config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
              .config("spark.python.worker.reuse", "true").config("spark.driver.memory", "6g").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     work = tempfile.mkdtemp(prefix="dlbridge-bench-streaming-")

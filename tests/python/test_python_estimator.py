@@ -152,3 +152,19 @@ def test_a_transformer_stage_naming_an_estimator_says_so(spark) -> None:
         PythonTransformer(function="centroid_classifier", inputCol="a", outputCol="y").transform(df).count()
     assert "is a Python estimator" in str(info.value), str(info.value)
     assert "PythonEstimator(function='centroid_classifier'" in str(info.value)
+
+
+def test_cross_validator_with_parallelism_2_over_function_params(spark) -> None:
+    """Shrinking the centroids toward the origin (0.9) misplaces them: CrossValidator picks 0.0."""
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+
+    est = PythonEstimator(function="centroid_classifier", inputCols=["a", "b"], labelCol="label",
+                          outputCol="prediction")
+    grid = ParamGridBuilder().addGrid(est.functionParams, ['{"shrink": 0.9}', '{"shrink": 0.0}']).build()
+    cv = CrossValidator(estimator=est, estimatorParamMaps=grid, numFolds=2, parallelism=2, seed=7,
+                        evaluator=MulticlassClassificationEvaluator(metricName="accuracy"))
+    model = cv.fit(blobs(spark))
+    assert model.avgMetrics[1] >= 0.98 and model.avgMetrics[0] < 0.9, model.avgMetrics
+    assert isinstance(model.bestModel, PythonModel)
+    assert model.bestModel.getFunctionParams() == '{"shrink": 0.0}'
