@@ -16,13 +16,18 @@ row.
 """
 from __future__ import annotations
 
+import functools
 import json
+import threading
+from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterator, Mapping, Tuple
 
 import pandas as pd
 import pyarrow as pa
+from pyspark import Broadcast
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import arrow_udf, pandas_udf
+from pyspark.sql.types import DataType, _parse_datatype_string
 
 from dlbridge import state as model_state
 from dlbridge import worker_cache
@@ -55,15 +60,16 @@ def build_udf(spark: SparkSession, registration: Registration, params: Dict[str,
         predictor = registration.factory
         kwargs = call_kwargs(predictor, params, skip=1)  # type: ignore[arg-type]
         files = {str(k): bytes(v) for k, v in state_files.items()}
-        broadcast = spark.sparkContext.broadcast(files)
-        key = ("predictor", name, model_state.digest(files), params_key)
+        digest = model_state.digest(files)
+        broadcast = _state_broadcast(spark, digest, files)
+        key = ("predictor", name, digest, params_key)
 
         def build() -> Callable[..., Any]:
             return predictor(model_state.decode(broadcast.value), **kwargs)  # type: ignore[misc]
 
     what = f"{registration.what} ({key[0]})"
 
-    return_type = registration.output_type(params)
+    return_type = _data_type(registration.output_type(params))
     if not registration.arrow:
         def run_series(batches: Iterator[Tuple[pd.Series, ...]]) -> Iterator[pd.Series]:
             run = worker_cache.get(key, build, capacity, what)
@@ -85,6 +91,35 @@ def build_udf(spark: SparkSession, registration: Registration, params: Dict[str,
             yield run(*batch)
 
     return arrow_udf(_named(run_arrays, name), return_type)
+
+
+# (id of the SparkContext, state digest) -> (that SparkContext, the broadcast); holding the context
+# keeps its id from being reused by a later one. Most recently used last.
+_BROADCASTS: "OrderedDict[Tuple[int, str], Tuple[Any, Broadcast]]" = OrderedDict()
+_BROADCASTS_KEPT = 8
+_LOCK = threading.Lock()
+
+
+def _state_broadcast(spark: SparkSession, digest: str, files: Dict[str, bytes]) -> Broadcast:
+    """The broadcast variable of a state, shared by the UDFs built for it (a model's copies, its
+    transforms with other params) while it is among the last few states used."""
+    sc = spark.sparkContext
+    key = (id(sc), digest)
+    with _LOCK:
+        if key in _BROADCASTS:
+            _BROADCASTS.move_to_end(key)
+            return _BROADCASTS[key][1]
+        broadcast = sc.broadcast(files)
+        _BROADCASTS[key] = (sc, broadcast)
+        while len(_BROADCASTS) > _BROADCASTS_KEPT:  # forgotten here only: the UDFs holding one keep it
+            _BROADCASTS.popitem(last=False)
+        return broadcast
+
+
+@functools.lru_cache(maxsize=64)
+def _data_type(ddl: str) -> DataType:
+    """The Spark type of a DDL string, parsed once (parsing asks the JVM)."""
+    return _parse_datatype_string(ddl)
 
 
 def _named(function: Callable[..., Any], name: str) -> Callable[..., Any]:
