@@ -16,15 +16,20 @@ def tiny_keras_file(path: str) -> str:
     return path
 
 
-def make_stage(name: str, tmp_path):  # type: ignore[no-untyped-def]
+def make_stage(name: str, spark, tmp_path):  # type: ignore[no-untyped-def]
     if name == "KerasModel":  # a Model has no public constructor: make one from a file
         return dlbridge.ml.KerasModel.fromFile(tiny_keras_file(str(tmp_path / "tiny.keras")))
+    if name == "PythonModel":  # ... or by fitting its estimator
+        import centroids  # noqa: F401 (registers 'centroid_classifier' in this driver)
+
+        df = spark.createDataFrame([(0.0, 0.0), (1.0, 1.0)], ["a", "label"])
+        return dlbridge.ml.PythonEstimator(function="centroid_classifier", inputCols=["a"], labelCol="label").fit(df)
     return getattr(dlbridge.ml, name)()
 
 
 @pytest.mark.parametrize("name", dlbridge.ml.__all__)
 def test_params_match_scala(spark, name: str, tmp_path) -> None:
-    stage = make_stage(name, tmp_path)
+    stage = make_stage(name, spark, tmp_path)
     assert param_mismatches(stage) == []
 
 
