@@ -62,9 +62,11 @@ lazy val root = (project in file("."))
     Test / fork := true,
     Test / parallelExecution := false,
     Test / javaOptions ++= sparkJavaOptions ++ Seq("-Xmx3g"),
-    // The test UDF modules, then this checkout's python/ (else a companion would import another copy of dlbridge).
+    // The test UDF modules and the example estimators (centroids), then this checkout's python/ (else a
+    // companion would import another copy of dlbridge).
     Test / envVars ++= Map(
-      "PYTHONPATH" -> (Seq(baseDirectory.value / "tests" / "python" / "udfs", baseDirectory.value / "python")
+      "PYTHONPATH" -> (Seq(baseDirectory.value / "tests" / "python" / "udfs", baseDirectory.value / "examples" / "python",
+        baseDirectory.value / "python")
         .map(_.getAbsolutePath) ++ sys.env.get("PYTHONPATH")).mkString(File.pathSeparator)
     ),
     Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oDF")

@@ -70,3 +70,27 @@ def sleep_then_fit_predictor(state: dict, seconds: float = 1.0):
         return pd.Series(np.full(len(cols[0]), state["slept"], dtype="float64"))
 
     return run
+
+
+@register_estimator("raising_fit", returns="double")
+def raising_fit(df, inputCols: list) -> dict:
+    """A fit that raises: for the error-reporting tests of PythonEstimator."""
+    raise ValueError(f"dlbridge test failure: raising_fit refuses columns {inputCols}")
+
+
+@raising_fit.predictor
+def raising_fit_predictor(state: dict):
+    """Never built (the fit always raises)."""
+    return lambda *cols: cols[0]
+
+
+@register_estimator("returns_list_fit", returns="double")
+def returns_list_fit(df, inputCols: list) -> list:
+    """A fit that returns a list instead of the model state dict: for the error-reporting tests."""
+    return [1, 2, 3]
+
+
+@returns_list_fit.predictor
+def returns_list_fit_predictor(state: dict):
+    """Never built (the fit's state is refused)."""
+    return lambda *cols: cols[0]

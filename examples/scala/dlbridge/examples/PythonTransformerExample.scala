@@ -2,7 +2,7 @@ package dlbridge.examples
 
 import dlbridge.ml.PythonTransformer
 
-import org.apache.spark.ml.{Pipeline, PipelineModel}
+import org.apache.spark.ml.Pipeline
 import org.apache.spark.sql.{DataFrame, SparkSession}
 import org.apache.spark.sql.functions.{col, sum}
 
@@ -31,22 +31,17 @@ object PythonTransformerExample {
     spark.range(0, 10000, 1, 4).select((col("id") / 1000.0).as("x"))
 
   private def run(spark: SparkSession, args: Seq[String]): Unit = {
-    val mode = args.headOption.getOrElse("fit")
-    val model = mode match {
-      case "fit" =>
-        val stage = new PythonTransformer().setFunction("polynomial")
-          .setFunctionParams("""{"coefficients": [1.0, -2.0, 0.5]}""")
-          .setInputCol("x").setOutputCol("y")
-        val fitted = new Pipeline().setStages(Array(stage)).fit(input(spark))
-        args.lift(1).foreach(dir => fitted.write.overwrite().save(dir))
-        fitted
-      case "load" => PipelineModel.load(args(1))
-      case other => throw new IllegalArgumentException(s"mode must be fit or load; received: $other")
+    val cli = new FitOrLoad(args)
+    val model = cli.pipeline {
+      val stage = new PythonTransformer().setFunction("polynomial")
+        .setFunctionParams("""{"coefficients": [1.0, -2.0, 0.5]}""")
+        .setInputCol("x").setOutputCol("y")
+      new Pipeline().setStages(Array(stage)).fit(input(spark))
     }
     val result = model.transform(input(spark))
-    args.lift(2).foreach(dir => result.write.mode("overwrite").parquet(dir))
+    cli.writeResult(result)
     result.show(5)
     val total = result.agg(sum("y")).head().getDouble(0)
-    println(f"dlbridge example ($mode): sum of y = 1 - 2x + 0.5x^2 over 10000 rows = $total%.6f")
+    println(f"dlbridge example (${cli.mode}): sum of y = 1 - 2x + 0.5x^2 over 10000 rows = $total%.6f")
   }
 }
