@@ -88,9 +88,22 @@ private[dlbridge] final class GuardedBackend(
               s"a fresh one. Last output of the companion:\n${c.outputTail}\nFix: find the cause in that " +
               "output (exit code 137 or -9: killed, e.g. by the out-of-memory killer; then give the driver " +
               "more memory) and run the stage again.", e)
-        case None => new PythonBackendException(s"Python backend ($where) failed in $call:\n${e.getMessage}", e)
+        case None => new PythonBackendException(s"Python backend ($where) failed in $call: ${pythonError(e.getMessage)}", e)
       }
     case other => other
+  }
+
+  /**
+   * A Python exception as the user reads it: its last line (type and message) first, then the
+   * traceback, without py4j's own preamble.
+   */
+  private def pythonError(py4jMessage: String): String = {
+    val text = Option(py4jMessage).getOrElse("").replace(
+      "An exception was raised by the Python Proxy. Return Message: ", "").trim
+    val lines = text.linesIterator.toSeq
+    val last = lines.lastIndexWhere(l => l.nonEmpty && !l.startsWith(" ") && l.contains(": "))
+    if (last < 0) text
+    else (lines(last) +: lines.drop(last + 1)).mkString("\n") + "\n\nPython traceback:\n" + lines.take(last).mkString("\n")
   }
 
   override def info(): String = guard("info")(inner.info())
