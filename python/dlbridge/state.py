@@ -85,6 +85,9 @@ def _encode_value(key: str, value: Any, what: str) -> tuple[str, bytes]:
         np.save(buffer, array, allow_pickle=False)
         return f"{key}.npy", buffer.getvalue()
     if isinstance(value, (bytes, bytearray, memoryview)):
+        if key.endswith((".npy", ".json", ".bin")):
+            raise ValueError(f"{what} returned bytes under state['{key}']: a key ending in .npy, .json or .bin "
+                             "would be read back as another kind. Fix: rename the key (e.g. drop the extension).")
         return (key if _EXTENSION.search(key) else f"{key}.bin"), bytes(value)
     try:
         text = json.dumps(value, allow_nan=False)
