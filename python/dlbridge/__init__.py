@@ -3,9 +3,16 @@
 Importing this package has no side effects: nothing is started until a
 Python-backed stage is first used.
 """
-from dlbridge.registry import model_factory_names, register_model_factory, register_transformer, registered_names
+from dlbridge.registry import (
+    model_factory_names,
+    register_estimator,
+    register_model_factory,
+    register_transformer,
+    registered_names,
+)
 
-__all__ = ["register_transformer", "registered_names", "register_model_factory", "model_factory_names", "jar_path"]
+__all__ = ["register_transformer", "register_estimator", "registered_names", "register_model_factory",
+           "model_factory_names", "jar_path"]
 __version__ = "0.1.0"
 
 

@@ -2,36 +2,21 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import os
 import sys
-import threading
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, Mapping
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from dlbridge import registry
-from dlbridge.backend.udfs import build_pandas_udf
+from dlbridge import state as model_state
+from dlbridge.backend.udfs import build_udf
+from dlbridge.registry import call_kwargs
 
 log = logging.getLogger(__name__)
-
-Entry = Callable[[SparkSession, Dict[str, Any], List[Any]], Any]
-_entries: Dict[str, Entry] = {}
-_entries_lock = threading.Lock()
-# Built-in entries live in modules imported on first use (they import TensorFlow).
-_ENTRY_MODULES = {"keras.": "dlbridge.keras_entries"}
-
-
-def register_entry(name: str) -> Callable[[Entry], Entry]:
-    """Registers a backend entry reachable from the JVM through ``PythonBackend.invoke``."""
-
-    def decorate(function: Entry) -> Entry:
-        with _entries_lock:
-            _entries[name] = function
-        return function
-
-    return decorate
 
 
 def import_modules(names: str, shipped_files: str = "") -> None:
@@ -73,7 +58,12 @@ def parse_params(function: str, params_json: str) -> Dict[str, Any]:
 
 
 class Backend:
-    """Serves the JVM: validates params, builds pandas UDFs, runs named entries.
+    """Serves the JVM: validates params, runs fit functions, builds the UDFs of registered stages.
+
+    Every JVM stage reaches Python through these methods and the one registry
+    (:mod:`dlbridge.registry`), built-in Keras stages included. Model states
+    cross as ``java.util.Map<String, byte[]>`` of file names to bytes (see
+    :mod:`dlbridge.state`), never as text.
 
     Parameters
     ----------
@@ -92,24 +82,52 @@ class Backend:
 
     def outputType(self, function: str, params_json: str) -> str:  # noqa: N802
         registration = registry.lookup(function)
-        registration.validate(parse_params(function, params_json))
-        return registration.returns
+        return registration.output_type(registration.validate(parse_params(function, params_json)))
 
-    def buildUdf(self, function: str, params_json: str) -> Any:  # noqa: N802
+    def buildUdf(self, function: str, params_json: str, state: Any) -> Any:  # noqa: N802
         registration = registry.lookup(function)
         params = registration.validate(parse_params(function, params_json))
-        return build_pandas_udf(registration, params)._unwrapped._judf  # type: ignore[attr-defined]
+        files = None if state is None else _python_files(state)
+        return build_udf(self.spark, registration, params, files)._unwrapped._judf  # type: ignore[attr-defined]
 
-    def invoke(self, entry: str, args_json: str, handles: Any) -> Any:
-        for prefix, module in _ENTRY_MODULES.items():
-            if entry.startswith(prefix):
-                importlib.import_module(module)
-        with _entries_lock:
-            function = _entries.get(entry)
-            known = sorted(_entries)
-        if function is None:
-            raise ValueError(f"No backend entry named '{entry}'. Known entries: {known or 'none'}.")
-        return function(self.spark, json.loads(args_json or "{}"), list(handles or []))
+    def fit(self, function: str, params_json: str, dataset: Any, fit_id: str, initial_state: Any) -> Any:
+        """Runs the estimator's fit function on the DataFrame; returns its state as a Java map."""
+        from dlbridge.trainer.input_cache import named_views
+
+        registration = registry.lookup(function, "estimator")
+        params = registration.validate(parse_params(function, params_json))
+        fit = registration.fit
+        kwargs = call_kwargs(fit, params, skip=1)  # type: ignore[arg-type]
+        if "initialState" in inspect.signature(fit).parameters:  # type: ignore[arg-type]
+            kwargs["initialState"] = None if initial_state is None else _python_files(initial_state)
+        what = f"{registration.what} (fit function {getattr(fit, '__qualname__', fit)})"
+        with named_views(fit_id):  # the JVM drops these views (and so uncaches them) after the fit
+            try:
+                state = fit(DataFrame(dataset, self.spark), **kwargs)  # type: ignore[misc]
+            except Exception as e:
+                raise RuntimeError(f"{what} raised {type(e).__name__}: {e}") from e
+        return self._java_files(model_state.encode(state, what))
+
+    def loadState(self, function: str, params_json: str, state: Any) -> Any:  # noqa: N802
+        """Checks (and completes, with the estimator's loader) a state that did not come from its fit."""
+        registration = registry.lookup(function, "estimator")
+        params = registration.validate(parse_params(function, params_json))
+        files = _python_files(state)
+        if registration.loader is None:
+            return self._java_files(files)
+        loaded = registration.loader(model_state.decode(files), **call_kwargs(registration.loader, params, skip=1))
+        return self._java_files(model_state.encode(loaded, f"{registration.what} (loader)"))
+
+    def _java_files(self, files: Mapping[str, bytes]) -> Any:
+        java_map = self.spark.sparkContext._jvm.java.util.HashMap()
+        for name, data in files.items():
+            java_map.put(name, bytearray(data))
+        return java_map
 
     class Java:
         implements = ["dlbridge.python.PythonBackend"]
+
+
+def _python_files(java_map: Any) -> Dict[str, bytes]:
+    """A ``java.util.Map<String, byte[]>`` (py4j proxy) as a dict of bytes."""
+    return {str(name): bytes(java_map.get(name)) for name in list(java_map.keySet())}

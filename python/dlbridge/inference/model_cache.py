@@ -6,15 +6,12 @@ import logging
 import math
 import os
 import tempfile
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from dlbridge import tensorflow_threads
+from dlbridge import tensorflow_threads, worker_cache
 
 logger = logging.getLogger("dlbridge.inference")
 
@@ -32,40 +29,10 @@ class Loaded:
     outputs_probabilities: bool
 
 
-CACHE_SIZE_KEY = "spark.dlbridge.inference.modelCacheSize"
-DEFAULT_CACHE_SIZE = 4
-
-_CACHE: OrderedDict[str, Loaded] = OrderedDict()  # least recently used first
-_LOCK = threading.Lock()
-
-
-def configured_cache_size(spark: Any = None) -> int:
-    """Models each Python worker keeps loaded: ``spark.dlbridge.inference.modelCacheSize`` of ``spark``.
-
-    Parameters
-    ----------
-    spark : SparkSession, optional
-        The session whose conf is read. Defaults to `None`: the active session
-        (without one, the default of `4`).
-
-    Raises
-    ------
-    ValueError
-        If the conf value is not a positive integer.
-    """
-    if spark is None:
-        from pyspark.sql import SparkSession
-
-        spark = SparkSession.getActiveSession()
-    value = spark.conf.get(CACHE_SIZE_KEY, str(DEFAULT_CACHE_SIZE)) if spark is not None else DEFAULT_CACHE_SIZE
-    try:
-        size_ = int(value)
-    except (TypeError, ValueError):
-        size_ = 0
-    if size_ < 1:
-        raise ValueError(f"{CACHE_SIZE_KEY} must be a positive integer (models kept per Python worker). "
-                         f"Received: {value!r}. Fix: set it to e.g. {DEFAULT_CACHE_SIZE}.")
-    return size_
+# The cache and its conf key live in dlbridge.worker_cache, shared with every Python stage.
+CACHE_SIZE_KEY = worker_cache.CACHE_SIZE_KEY
+DEFAULT_CACHE_SIZE = worker_cache.DEFAULT_CACHE_SIZE
+configured_cache_size = worker_cache.configured_size
 
 
 def load_model_bytes(model_bytes: bytes, source: str | None = None) -> Any:
@@ -174,27 +141,26 @@ def describe_model(model_bytes: bytes, source: str | None = None) -> dict[str, A
 
 
 def cached(model_bytes: bytes, digest: str, threads: int | None, capacity: int) -> Loaded:
-    """The model for ``digest``, loaded at most once while cached (thread-safe).
+    """The model for ``digest``, loaded at most once per process while cached (thread-safe).
 
-    The cache keeps the ``capacity`` most recently used models of this process
-    and drops the least recently used beyond that.
+    The model lives in the worker's cache (:mod:`dlbridge.worker_cache`), which
+    keeps the ``capacity`` most recently used entries and drops the least
+    recently used beyond that.
     """
-    with _LOCK:
-        loaded = _CACHE.get(digest)
-        if loaded is not None:
-            _CACHE.move_to_end(digest)
-            return loaded
-        intra = tensorflow_threads.configure(threads)
-        start = time.perf_counter()
-        loaded = _prepare(load_model_bytes(model_bytes))
-        _CACHE[digest] = loaded
-        logger.info("loaded Keras model %s (%d bytes) in pid %d in %.2f s; intra-op threads %s",
-                    digest[:12], len(model_bytes), os.getpid(), time.perf_counter() - start, intra)
-        while len(_CACHE) > capacity:
-            evicted, _ = _CACHE.popitem(last=False)
-            logger.info("evicted Keras model %s from pid %d (%s=%d)", evicted[:12], os.getpid(),
-                        CACHE_SIZE_KEY, capacity)
-        return loaded
+    return worker_cache.get(("keras-model", digest), lambda: load_prepared(model_bytes, threads), capacity,
+                            f"Keras model {digest[:12]}")
+
+
+def load_prepared(model_bytes: bytes, threads: int | None = None) -> Loaded:
+    """The model of a ``.keras`` archive (``safe_mode=True``) with its compiled forward pass, uncached.
+
+    Sizes TensorFlow's threads first (``threads`` intra-op threads, or the task's
+    ``spark.task.cpus`` when None; see :mod:`dlbridge.tensorflow_threads`).
+    """
+    intra = tensorflow_threads.configure(threads)
+    loaded = _prepare(load_model_bytes(model_bytes))
+    logger.info("loaded Keras model (%d bytes) in pid %d; intra-op threads %s", len(model_bytes), os.getpid(), intra)
+    return loaded
 
 
 def _prepare(model: Any) -> Loaded:

@@ -132,11 +132,10 @@ def _make_udf(model_bytes: bytes, digest: str, *, task: str, batch_size: int, sh
     return_type = ", ".join(f"{f} {OUTPUT_TYPES[f]}" for f in fields)
 
     def run(batches: Iterator[Tuple[pa.Array, ...]]) -> Iterator[pa.Array]:
-        loaded = cached(model_bytes, digest, threads, capacity)
-        width = _expected_width(loaded, shape, names)
+        predict = BatchPredictor(cached(model_bytes, digest, threads, capacity), task=task, batch_size=batch_size,
+                                 shape=shape, fields=fields, names=names)
         for cols in batches:
-            x = features(cols, names, width, shape or loaded.input_shape)
-            yield outputs_struct(_forward(loaded, x, batch_size), loaded.outputs_probabilities, task, fields)
+            yield predict(*cols)
 
     if len(names) == 1:
         def run_one(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
@@ -146,6 +145,31 @@ def _make_udf(model_bytes: bytes, digest: str, *, task: str, batch_size: int, sh
         return arrow_udf(run_one, return_type)
     run.__name__ = "keras_predict"
     return arrow_udf(run, return_type)
+
+
+class BatchPredictor:
+    """A loaded model as a batch function: Arrow feature column(s) in, the outputs struct out.
+
+    Parameters
+    ----------
+    loaded : Loaded
+        The model and its compiled forward pass.
+    task, batch_size, shape, fields, names
+        As validated by :func:`build_keras_udf`: the task, rows per forward
+        pass, the input shape (None: the model's), the output struct's fields
+        and the input column names (for messages).
+    """
+
+    def __init__(self, loaded: Loaded, *, task: str, batch_size: int, shape: Sequence[int] | None,
+                 fields: Sequence[str], names: Sequence[str]) -> None:
+        self.loaded, self.task, self.batch_size = loaded, task, batch_size
+        self.shape, self.fields, self.names = (tuple(shape) if shape else None), tuple(fields), tuple(names)
+        self.width = _expected_width(loaded, self.shape, self.names)
+
+    def __call__(self, *cols: pa.Array) -> pa.Array:
+        x = features(cols, self.names, self.width, self.shape or self.loaded.input_shape)
+        return outputs_struct(_forward(self.loaded, x, self.batch_size), self.loaded.outputs_probabilities,
+                              self.task, self.fields)
 
 
 def _expected_width(loaded: Loaded, shape, names) -> int | None:

@@ -17,7 +17,8 @@ class _PythonTransformerParams(Params):
 
     function: Param[str] = Param(
         Params._dummy(), "function",
-        "name of the registered Python transformer to run (see dlbridge.register_transformer)",
+        "name of the registered Python transformer or estimator to run (see dlbridge.register_transformer and "
+        "dlbridge.register_estimator)",
         typeConverter=TypeConverters.toString,
     )
     functionParams: Param[str] = Param(

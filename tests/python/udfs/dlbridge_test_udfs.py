@@ -7,8 +7,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from dlbridge import register_transformer
-from dlbridge.backend.backend import register_entry
+from dlbridge import register_estimator, register_transformer
 
 
 @register_transformer("plus_k", returns="double")
@@ -56,8 +55,18 @@ def worker_pid():
     return run
 
 
-@register_entry("test.sleep")
-def sleep_entry(spark, args: dict, handles: list) -> str:
-    """A backend entry that answers after ``args["seconds"]``: a long call on a responsive backend."""
-    time.sleep(float(args["seconds"]))
-    return "slept"
+@register_estimator("sleep_then_fit", returns="double")
+def sleep_then_fit(df, seconds: float = 1.0) -> dict:
+    """A fit that answers after ``seconds``: a long call on a responsive backend."""
+    time.sleep(float(seconds))
+    return {"slept": float(seconds)}
+
+
+@sleep_then_fit.predictor
+def sleep_then_fit_predictor(state: dict, seconds: float = 1.0):
+    """Outputs the seconds the fit slept."""
+
+    def run(*cols: pd.Series) -> pd.Series:
+        return pd.Series(np.full(len(cols[0]), state["slept"], dtype="float64"))
+
+    return run

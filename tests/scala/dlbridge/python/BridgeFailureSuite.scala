@@ -51,8 +51,9 @@ class BridgeFailureSuite extends AnyFunSuite {
 
   test("a call longer than callTimeout on a responsive companion is not cut") {
     withSession(BridgeConf.CallTimeout -> "2s") { spark =>
-      val reply = PythonBridge.backend(spark).invoke("test.sleep", """{"seconds": 7}""", Array.empty[AnyRef])
-      assert(reply == "slept")
+      val state = PythonBridge.backend(spark).fit("sleep_then_fit", """{"seconds": 7}""", spark.range(1).toDF(),
+        "dlbridge_fit_timeout_test", null)
+      assert(new String(state.get("slept.json"), "UTF-8") == "7.0")
     }
   }
 
@@ -108,7 +109,7 @@ class BridgeFailureSuite extends AnyFunSuite {
       val companion = PythonBridge.companionPid(sc)
       signal(companion, "KILL")
       val e = intercept[PythonBackendException](Await.result(fit, 120.seconds))
-      assert(e.getMessage.contains(s"companion pid $companion") && e.getMessage.contains("invoke(keras.fit)"),
+      assert(e.getMessage.contains(s"companion pid $companion") && e.getMessage.contains("fit(keras)"),
         e.getMessage)
       assert(sc.getPersistentRDDs.isEmpty, s"still cached: ${sc.getPersistentRDDs}")
       assert(cachedViews(spark).isEmpty, s"views left: ${cachedViews(spark)}")

@@ -1,17 +1,11 @@
 package dlbridge.ml
 
-import java.util.Base64
-
-import dlbridge.python.{CachedInputViews, PythonBridge}
-
 import org.apache.spark.ml.Estimator
 import org.apache.spark.ml.dlbridge.SparkShims
 import org.apache.spark.ml.param.ParamMap
 import org.apache.spark.ml.util.{DefaultParamsWritable, Identifiable, MLReadable, MLReader}
 import org.apache.spark.sql.Dataset
 import org.apache.spark.sql.types.StructType
-import org.json4s.JsonAST.{JObject, JString}
-import org.json4s.jackson.JsonMethods.{compact, parse, render}
 
 /**
  * Trains a Keras 3 model (TensorFlow backend) on a DataFrame with dlbridge's parameter-server
@@ -67,17 +61,10 @@ class KerasEstimator(override val uid: String)
 
   override def fit(dataset: Dataset[_]): KerasModel = {
     transformSchema(dataset.schema, logging = true)
-    val session = dataset.sparkSession
-    val startBytes: AnyRef = if ($(modelFile).nonEmpty) KerasModelIO.readBytes($(modelFile), session) else null
-    val cached = CachedInputViews.newName() // released however the fit ends, even if Python died
-    val handles = Array[AnyRef](dataset.toDF(), startBytes, cached)
-    val reply =
-      try PythonBridge.backend(session).invoke("keras.fit", paramsJson, handles)
-      finally CachedInputViews.release(session, cached)
-    val json = parse(reply.asInstanceOf[String])
-    val JString(encoded) = json \ "modelBase64": @unchecked
-    val summary = compact(render(json.removeField(_._1 == "modelBase64").asInstanceOf[JObject]))
-    copyValues(new KerasModel(uid, Base64.getDecoder.decode(encoded), summary).setParent(this))
+    val start = if ($(modelFile).nonEmpty) Map("model.keras" -> KerasModelIO.readBytes($(modelFile), dataset.sparkSession))
+      else Map.empty[String, Array[Byte]]
+    val state = PythonStages.fit(dataset, KerasModel.RegisteredName, paramsJson, start)
+    copyValues(KerasModel.fromState(uid, state).setParent(this))
   }
 
   private def checkModelSource(): Unit = {

@@ -1,6 +1,6 @@
 package dlbridge.ml
 
-import dlbridge.python.PythonBridge
+import java.nio.charset.StandardCharsets
 
 import org.apache.spark.ml.Model
 import org.apache.spark.ml.dlbridge.SparkShims
@@ -11,8 +11,9 @@ import org.apache.spark.sql.{DataFrame, Dataset, SparkSession}
 import org.apache.spark.sql.execution.python.UserDefinedPythonFunction
 import org.apache.spark.sql.functions.{col, concat, lit, raise_error, when}
 import org.apache.spark.sql.types.StructType
+import org.json4s.JsonAST.JObject
 import org.json4s.JsonDSL._
-import org.json4s.jackson.JsonMethods.{compact, render}
+import org.json4s.jackson.JsonMethods.{compact, parse, render}
 
 /**
  * A trained (or pre-trained) Keras model as a Spark ML Model. `transform` is lazy: it adds
@@ -44,7 +45,7 @@ class KerasModel private[ml] (
   /** Number of input values the model takes per row (product of its input shape). */
   def numFeatures: Int = summary.inputShape.product
 
-  @transient private var cachedUdf: Option[(String, AnyRef)] = None
+  @transient private var cachedUdf: Option[(String, UserDefinedPythonFunction)] = None
 
   override def transformSchema(schema: StructType): StructType =
     outputSchema(schema, Some(numFeatures).filter(_ > 0))
@@ -55,10 +56,9 @@ class KerasModel private[ml] (
     val packed = uid + "__features"
     val withStruct = PythonUdfColumns.withUdfColumn(validFeatures(dataset.toDF(), packed), struct,
       pythonUdf(dataset.sparkSession), Seq(col(packed))).drop(packed)
-    val outputs = outputColumns.map {
-      case ("predictionCol", name) => name -> col(s"$struct.prediction")
-      case ("probabilityCol", name) => name -> array_to_vector(col(s"$struct.probability"))
-      case (_, name) => name -> col(s"$struct.raw")
+    val outputs = outputFields.map {
+      case (name, field) if field == "probability" => name -> array_to_vector(col(s"$struct.$field"))
+      case (name, field) => name -> col(s"$struct.$field")
     }
     val result = outputs.foldLeft(withStruct) { case (df, (name, c)) => df.withColumn(name, c) }.drop(struct)
     require(result.schema.fieldNames.sameElements(schema.fieldNames), s"$uid: internal schema mismatch")
@@ -86,17 +86,23 @@ class KerasModel private[ml] (
 
   /**
    * The Arrow UDF for the current inference params, built by the backend once per params and
-   * SparkContext (a UDF holds broadcasts of the context that built it).
+   * SparkContext (a UDF holds broadcasts of the context that built it). Python is told which
+   * output fields to compute (the contract of [[outputFields]]).
    */
   private def pythonUdf(session: SparkSession): UserDefinedPythonFunction = synchronized {
-    val key = session.sparkContext.applicationId + "|" + session.sparkContext.startTime + "|" + paramsJson
+    val params = compact(render(parse(paramsJson).asInstanceOf[JObject] ~ ("outputs" -> outputFields.map(_._2))))
+    val key = session.sparkContext.applicationId + "|" + session.sparkContext.startTime + "|" + params
     val udf = cachedUdf.filter(_._1 == key).map(_._2).getOrElse {
-      val built = PythonBridge.backend(session).invoke("keras.udf", paramsJson, Array[AnyRef](modelBytes))
+      val built = PythonStages.udf(session, KerasModel.RegisteredName, params, Some(state))
       cachedUdf = Some(key -> built)
       built
     }
-    udf.asInstanceOf[UserDefinedPythonFunction]
+    udf
   }
+
+  /** The model's state as the registered "keras" estimator's predictor takes it (and as saved). */
+  private[ml] def state: PythonStages.State =
+    Map("model.keras" -> modelBytes, "summary.json" -> summaryJson.getBytes(StandardCharsets.UTF_8))
 
   override def copy(extra: ParamMap): KerasModel =
     copyValues(new KerasModel(uid, modelBytes, summaryJson), extra).setParent(parent)
@@ -123,15 +129,21 @@ object KerasModel extends MLReadable[KerasModel] {
     val session = SparkSession.active
     val bytes = KerasModelIO.readBytes(path, session)
     val args = compact(render("source" -> s"KerasModel.fromFile path '$path'"))
-    val info = PythonBridge.backend(session).invoke("keras.describe", args, Array[AnyRef](bytes))
-    new KerasModel(Identifiable.randomUID("kerasModel"), bytes, info.asInstanceOf[String])
+    fromState(Identifiable.randomUID("kerasModel"), PythonStages.loadState(session, RegisteredName, args,
+      Map("model.keras" -> bytes)))
   }
+
+  /** The name of the built-in Keras estimator in the Python registry (`dlbridge.keras_stage`). */
+  private[ml] val RegisteredName = "keras"
+
+  /** A model of the state the registered "keras" estimator returns: `model.keras` and `summary.json`. */
+  private[ml] def fromState(uid: String, state: PythonStages.State): KerasModel =
+    new KerasModel(uid, state("model.keras"), new String(state("summary.json"), StandardCharsets.UTF_8))
 
   private[ml] class KerasModelWriter(instance: KerasModel) extends MLWriter {
     override protected def saveImpl(path: String): Unit = {
       SparkShims.saveMetadata(instance, path, sparkSession, ("format" -> "keras-v3") ~ ("dlbridgeVersion" -> "0.1.0"))
-      KerasModelIO.writeBytes(s"$path/data/model.keras", instance.modelBytes, sparkSession)
-      KerasModelIO.writeString(s"$path/data/summary.json", instance.summaryJson, sparkSession)
+      PythonStages.saveState(instance.state, s"$path/data", sparkSession)
     }
   }
 
@@ -141,7 +153,7 @@ object KerasModel extends MLReadable[KerasModel] {
     override def load(path: String): KerasModel = {
       val uid = SparkShims.savedUid(path, sparkSession, className)
       val model = new KerasModel(uid, KerasModelIO.readBytes(s"$path/data/model.keras", sparkSession),
-        KerasModelIO.readString(s"$path/data/summary.json", sparkSession))
+        KerasModelIO.readString(s"$path/data/summary.json", sparkSession)) // the layout of PythonStages.saveState
       SparkShims.loadMetadataInto(model, path, sparkSession, className)
       ModelSources.checkLoaded(model, path, sparkSession)
       model

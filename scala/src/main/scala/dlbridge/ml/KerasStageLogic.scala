@@ -1,6 +1,6 @@
 package dlbridge.ml
 
-import org.apache.spark.ml.param.ParamMap
+import org.apache.spark.ml.param.{Param, ParamMap}
 import org.apache.spark.sql.types.{ArrayType, DoubleType, FloatType, StructField, StructType}
 import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.json4s.JsonAST.JObject
@@ -12,12 +12,23 @@ import org.json4s.jackson.JsonMethods.{compact, parse, render}
  */
 private[ml] trait KerasStageLogic extends KerasParams {
 
+  /**
+   * The output-column contract of the Keras stages, defined here once: each output param, the
+   * field of the Python UDF's result struct that fills it (Python computes exactly the fields it is
+   * asked for), and whether it is added for the current params.
+   */
+  private def outputContract: Seq[(String, String, Boolean)] = Seq(
+    (predictionCol.name, "prediction", true),
+    (probabilityCol.name, "probability", $(task) == "classification" && $(probabilityCol).nonEmpty),
+    (rawOutputCol.name, "raw", $(rawOutputCol).nonEmpty))
+
+  /** The output columns this stage adds, as (column name, result field), in order. */
+  protected def outputFields: Seq[(String, String)] =
+    outputContract.collect { case (param, field, true) => $(getParam(param).asInstanceOf[Param[String]]) -> field }
+
   /** The output columns this stage adds, as (param name, column name), in order. */
   protected def outputColumns: Seq[(String, String)] =
-    Seq(predictionCol.name -> $(predictionCol)) ++
-      (if ($(task) == "classification" && $(probabilityCol).nonEmpty) Seq(probabilityCol.name -> $(probabilityCol))
-       else Nil) ++
-      (if ($(rawOutputCol).nonEmpty) Seq(rawOutputCol.name -> $(rawOutputCol)) else Nil)
+    outputContract.collect { case (param, _, true) => param -> $(getParam(param).asInstanceOf[Param[String]]) }
 
   /**
    * Validates the features column (and, when the model's input size is known, the vector size)

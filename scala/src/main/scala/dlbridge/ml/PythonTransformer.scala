@@ -1,48 +1,20 @@
 package dlbridge.ml
 
-import dlbridge.ml.param.{HasInputCol, HasInputCols, HasOutputCol, JsonObjectParam}
-import dlbridge.python.PythonBridge
+import dlbridge.ml.param.{HasInputCol, HasInputCols, HasOutputCol, HasPythonFunction}
 
 import org.apache.spark.ml.Transformer
-import org.apache.spark.ml.param.{Param, ParamMap}
+import org.apache.spark.ml.param.ParamMap
 import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
 import org.apache.spark.sql.{DataFrame, Dataset, SparkSession}
-import org.apache.spark.sql.execution.python.UserDefinedPythonFunction
 import org.apache.spark.sql.functions.col
-import org.apache.spark.sql.types.{DataType, StructField, StructType}
+import org.apache.spark.sql.types.{StructField, StructType}
 
 /** Params of [[PythonTransformer]]. */
-trait PythonTransformerParams extends HasInputCol with HasInputCols with HasOutputCol {
-
-  /**
-   * Name of the registered Python transformer to run (registered with
-   * `@dlbridge.register_transformer("name", returns=...)` in a module the backend imports).
-   * No default: it must be set.
-   * @group param
-   */
-  final val function: Param[String] = new Param[String](this, "function",
-    "name of the registered Python transformer to run (see dlbridge.register_transformer)",
-    (name: String) => name != null && name.trim.nonEmpty)
-
-  /** @group getParam */
-  final def getFunction: String = $(function)
-
-  /**
-   * Keyword arguments of the Python function, as a JSON object. Checked against the function's
-   * signature before any job runs. Default: `{}`.
-   * @group param
-   */
-  final val functionParams: JsonObjectParam = new JsonObjectParam(this, "functionParams",
-    "keyword arguments of the Python function, as a JSON object (default: {})")
-
-  /** @group getParam */
-  final def getFunctionParams: String = $(functionParams)
-
-  setDefault(functionParams -> "{}")
+trait PythonTransformerParams extends HasPythonFunction with HasInputCol with HasInputCols with HasOutputCol {
 
   /** The input columns, from exactly one of `inputCol` or `inputCols`. */
   protected def inputColumnNames: Seq[String] = {
-    require(isDefined(function), s"$uid: param function is not set: call setFunction(<registered name>).")
+    requireFunction()
     (isSet(inputCol), isSet(inputCols)) match {
       case (true, false) => Seq($(inputCol))
       case (false, true) if $(inputCols).nonEmpty => $(inputCols).toSeq
@@ -96,15 +68,14 @@ class PythonTransformer(override val uid: String)
       s"the DataFrame has columns: ${schema.fieldNames.mkString(", ")}.")
     require(!schema.fieldNames.contains($(outputCol)),
       s"$uid: output column ${$(outputCol)} already exists; choose another outputCol.")
-    val ddl = PythonBridge.backend(SparkSession.active).outputType($(function), $(functionParams))
-    StructType(schema.fields :+ StructField($(outputCol), DataType.fromDDL(ddl), nullable = true))
+    val outputType = PythonStages.outputType(SparkSession.active, $(function), $(functionParams))
+    StructType(schema.fields :+ StructField($(outputCol), outputType, nullable = true))
   }
 
   override def transform(dataset: Dataset[_]): DataFrame = {
     transformSchema(dataset.schema, logging = true)
-    val udf = PythonBridge.backend(dataset.sparkSession).buildUdf($(function), $(functionParams))
-    PythonUdfColumns.withUdfColumn(dataset.toDF(), $(outputCol), udf.asInstanceOf[UserDefinedPythonFunction],
-      inputColumnNames.map(col))
+    val udf = PythonStages.udf(dataset.sparkSession, $(function), $(functionParams), state = None)
+    PythonUdfColumns.withUdfColumn(dataset.toDF(), $(outputCol), udf, inputColumnNames.map(col))
   }
 
   override def copy(extra: ParamMap): PythonTransformer = defaultCopy(extra)

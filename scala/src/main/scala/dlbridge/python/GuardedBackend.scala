@@ -100,11 +100,16 @@ private[dlbridge] final class GuardedBackend(
   override def outputType(function: String, paramsJson: String): String =
     guard(s"outputType($function)")(inner.outputType(function, paramsJson))
 
-  override def buildUdf(function: String, paramsJson: String): AnyRef =
-    guard(s"buildUdf($function)")(inner.buildUdf(function, paramsJson))
+  override def buildUdf(function: String, paramsJson: String, state: java.util.Map[String, Array[Byte]]): AnyRef =
+    guard(s"buildUdf($function)")(inner.buildUdf(function, paramsJson, state))
 
-  override def invoke(entry: String, argsJson: String, handles: Array[AnyRef]): AnyRef =
-    guard(s"invoke($entry)")(inner.invoke(entry, argsJson, handles))
+  override def fit(function: String, paramsJson: String, dataset: AnyRef, fitId: String,
+      initialState: java.util.Map[String, Array[Byte]]): java.util.Map[String, Array[Byte]] =
+    guard(s"fit($function)")(inner.fit(function, paramsJson, dataset, fitId, initialState))
+
+  override def loadState(function: String, paramsJson: String,
+      state: java.util.Map[String, Array[Byte]]): java.util.Map[String, Array[Byte]] =
+    guard(s"loadState($function)")(inner.loadState(function, paramsJson, state))
 }
 
 private object GuardedBackend {
