@@ -3,6 +3,8 @@
 On the driver, :func:`prepare` turns any accepted feature form (ML ``Vector``,
 ``array<numeric>``, several numeric columns) into one ``array<float>`` column,
 validates it, splits off validation rows and caches the repartitioned input.
+Without a label column (``label_col=None``) the targets are the features: only
+the feature column is cached, and each mini-batch's targets are its inputs.
 On the workers, :func:`minibatches` streams Arrow record batches as numpy
 mini-batches without any per-row Python work.
 """
@@ -24,7 +26,7 @@ logger = logging.getLogger("dlbridge.trainer")
 
 @dataclasses.dataclass
 class PreparedData:
-    """Cached training (and validation) input with columns ``X`` and ``Y``."""
+    """Cached training (and validation) input with columns ``X`` and ``Y`` (only ``X`` when the targets are the features)."""
 
     train: object
     validation: object | None
@@ -38,8 +40,12 @@ class PreparedData:
             frame.unpersist()
 
 
-def prepare(df, features_col: str | Sequence[str], label_col: str, options: TrainingOptions) -> PreparedData:
+def prepare(df, features_col: str | Sequence[str], label_col: str | None, options: TrainingOptions) -> PreparedData:
     """Select, convert, split and cache the training input, checking it as the cache fills.
+
+    ``label_col=None`` makes the targets the features (an autoencoder's):
+    there is no label to read or check, and the label info describes the
+    features (``dim`` = the number of features, ``column`` = ``None``).
 
     The check runs as one aggregation over each cached frame, so the input is read
     once and fully materialised before training starts: epoch 1 then trains at the
@@ -57,8 +63,11 @@ def prepare(df, features_col: str | Sequence[str], label_col: str, options: Trai
         For a column of a type that cannot be used.
     """
     features = _feature_column(df, features_col)
-    label, label_dim = _label_column(df, label_col)
-    data = df.select(features.alias(X), label.alias(Y))
+    if label_col is None:
+        label_dim, data = None, df.select(features.alias(X))
+    else:
+        label, label_dim = _label_column(df, label_col)
+        data = df.select(features.alias(X), label.alias(Y))
     train, validation = data, None
     if options.validationFraction > 0:
         train, validation = data.randomSplit([1 - options.validationFraction, options.validationFraction],
@@ -133,21 +142,30 @@ def _invalid(column, is_array: bool):
     return column.isNull() | F.isnan(column) | (F.abs(column) == F.lit(float("inf")))
 
 
-def _invalid_row(label_dim: int):
+def _invalid_label(label_dim: int | None):
+    """True where the label is invalid; never, when there is no label (``label_dim`` is ``None``)."""
     from pyspark.sql import functions as F
 
-    return _invalid(F.col(X), True) | _invalid(F.col(Y), bool(label_dim))
+    return F.lit(False) if label_dim is None else _invalid(F.col(Y), bool(label_dim))
 
 
-def _aggregations(label_dim: int) -> list:
+def _invalid_row(label_dim: int | None):
+    from pyspark.sql import functions as F
+
+    return _invalid(F.col(X), True) | _invalid_label(label_dim)
+
+
+def _aggregations(label_dim: int | None) -> list:
     """Row count, invalid rows, and array sizes and the label range over valid rows."""
     from pyspark.sql import functions as F
 
-    bad_x, bad_y = _invalid(F.col(X), True), _invalid(F.col(Y), bool(label_dim))
+    bad_x, bad_y = _invalid(F.col(X), True), _invalid_label(label_dim)
     ok = ~(bad_x | bad_y)
     aggs = [F.count(F.lit(1)).alias("n"), F.count(F.when(bad_x, 1)).alias("bad_x"),
             F.count(F.when(bad_y, 1)).alias("bad_y"), F.count(F.when(bad_x | bad_y, 1)).alias("bad"),
             F.min(F.when(ok, F.size(X))).alias("dmin"), F.max(F.when(ok, F.size(X))).alias("dmax")]
+    if label_dim is None:
+        return aggs
     if label_dim:
         return aggs + [F.min(F.when(ok, F.size(Y))).alias("lmin"), F.max(F.when(ok, F.size(Y))).alias("lmax")]
     not_class = ok & ((F.col(Y) < 0) | (F.col(Y) != F.floor(Y)))
@@ -156,7 +174,7 @@ def _aggregations(label_dim: int) -> list:
                    F.min(F.when(not_class, F.col(Y))).alias("not_class_example")]
 
 
-def _inspect(frames: list, df, label_col: str, label_dim: int, features_col,
+def _inspect(frames: list, df, label_col: str | None, label_dim: int | None, features_col,
              options: TrainingOptions) -> tuple[LabelInfo, int, int]:
     """One aggregation job per cached frame; returns the label info, the input size and the rows to skip."""
     from pyspark.sql import types as T
@@ -169,6 +187,9 @@ def _inspect(frames: list, df, label_col: str, label_dim: int, features_col,
     if row["dmin"] != row["dmax"]:
         raise ValueError(f"Feature arrays of features_col={features_col!r} vary in length "
                          f"({row['dmin']}..{row['dmax']}); every row needs the same number of features.")
+    if label_col is None:
+        dim = int(row["dmax"])
+        return LabelInfo(column=None, dim=dim, integral=False, num_classes=None, nominal=False), dim, skipped
     if label_dim and row["lmin"] != row["lmax"]:
         raise ValueError(f"Label arrays of label_col={label_col!r} vary in length ({row['lmin']}..{row['lmax']}).")
     meta = df.schema[label_col].metadata.get("ml_attr", {})
@@ -213,14 +234,19 @@ def _combine(rows: list[dict]) -> dict:
     return merged
 
 
-def to_numpy(batch, input_dim: int, label_dim: int, sparse: bool) -> tuple[np.ndarray, np.ndarray]:
+def to_numpy(batch, input_dim: int, label_dim: int, sparse: bool,
+             targets_are_features: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Features ``(n, input_dim)`` float32 and labels of one Arrow record batch, vectorised.
 
     Labels are int32 ``(n,)`` class indices when ``sparse``, float32 ``(n, 1)``
-    for other scalar labels, float32 ``(n, label_dim)`` for arrays.
+    for other scalar labels, float32 ``(n, label_dim)`` for arrays, and the
+    features array itself when ``targets_are_features`` (the batch then has
+    only the feature column).
     """
     n = batch.num_rows
     x = _flat_floats(batch.column(0)).reshape(n, input_dim)
+    if targets_are_features:
+        return x, x
     column = batch.column(1)
     if label_dim:
         y = _flat_floats(column).reshape(n, label_dim)
@@ -236,17 +262,19 @@ def _flat_floats(column) -> np.ndarray:
 
 
 def minibatches(batches: Iterator, batch_size: int, input_dim: int, label_dim: int, sparse: bool,
-                rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                rng: np.random.Generator | None,
+                targets_are_features: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream mini-batches; with ``rng``, rows are shuffled within each Arrow batch window.
 
     Memory stays bounded by one Arrow batch (``spark.sql.execution.arrow.maxRecordsPerBatch``)
     plus one mini-batch carried over; the last mini-batch of a partition may be short.
+    With ``targets_are_features`` each mini-batch's targets are its features.
     """
     carry_x = carry_y = None
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        x, y = to_numpy(batch, input_dim, label_dim, sparse)
+        x, y = to_numpy(batch, input_dim, label_dim, sparse, targets_are_features)
         if carry_x is not None:
             x, y = np.concatenate([carry_x, x]), np.concatenate([carry_y, y])
         if rng is not None:

@@ -28,7 +28,8 @@ class TrainingResult:
     Attributes
     ----------
     model : keras.Model
-        The trained model, compiled with the loss and optimizer used.
+        The trained model (a copy; the model passed to :func:`fit` is not
+        changed), compiled with the loss and the server's optimizer.
     history : list of dict
         One dict per epoch: ``epoch``, ``loss``, ``samples``, ``seconds``,
         ``samples_per_sec`` and, with validation, ``val_loss`` (and
@@ -43,28 +44,60 @@ class TrainingResult:
     history: list[dict[str, Any]]
     summary: dict[str, Any]
 
+    def model_bytes(self) -> bytes:
+        """The trained model as the bytes of a Keras v3 ``.keras`` archive.
 
-def fit(df, features_col: str | Sequence[str], label_col: str, model: Any,
+        The archive holds the architecture and the weights; load it with
+        :func:`dlbridge.inference.load_model_bytes`, which uses
+        ``safe_mode=True`` and returns the model uncompiled (so a loss defined
+        in the user's module is not needed to load it).
+
+        Returns
+        -------
+        bytes
+            What ``model.save("m.keras")`` writes, read back from a temporary
+            file that is removed.
+        """
+        return models.to_keras_bytes(self.model)
+
+
+def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any,
         options: TrainingOptions | None = None, model_args: dict[str, Any] | None = None,
         task: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> TrainingResult:
     """Train a Keras model on a Spark DataFrame with a parameter server on the driver.
 
+    The input is read, checked (``options.handleInvalid``) and cached; a
+    parameter server starts on the driver; each epoch is one Spark job whose
+    tasks stream their partition in mini-batches, compute gradients of the
+    loss and exchange them with the server (``options.mode``). The cached
+    input is released and the server stopped when ``fit`` returns or fails.
+
     Parameters
     ----------
     df : pyspark.sql.DataFrame
-        Training data.
+        Training data, of a classic (non-Connect) SparkSession.
     features_col : str or list of str
         An ML ``Vector`` / ``array<numeric>`` / numeric column, or several numeric columns.
-    label_col : str
+    label_col : str or None
         A class index, a one-hot or value array, or a regression value.
+        ``None`` makes the targets the features themselves, as an autoencoder
+        needs: the model must output as many values as there are features,
+        the task is ``"regression"`` (reconstruction; ``task="classification"``
+        is refused), the default loss is ``"mse"`` and ``handleInvalid``
+        checks the features only.
     model : keras.Model, str or callable
-        A model, a ``.keras`` path, a Keras JSON config (deserialised in safe mode;
+        The user's own built ``keras.Model`` (Sequential or Functional; it may be
+        compiled, but its compile state is not used: the loss comes from
+        ``options.loss`` and the optimizer from ``options.optimizer``; it is
+        copied, never trained in place), a ``.keras`` path, a Keras JSON config (deserialised in safe mode;
         lambdas and classes outside Keras that are not registered custom objects are
         refused), the name of a factory registered with
         ``@dlbridge.register_model_factory``, a ``"module:function"`` listed in
         ``spark.dlbridge.modelFactories.allowed``, or a callable
         ``build(input_dim, num_outputs) -> keras.Model``.
     options : TrainingOptions, optional
+        Mode, epochs, batch size, optimizer, loss (a Keras name, or the user's
+        own ``keras.losses.Loss`` or function ``loss(y_true, y_pred)``), ...
         Defaults to ``TrainingOptions()``.
     model_args : dict, optional
         Keyword arguments of a factory, checked against its signature before any
@@ -82,13 +115,30 @@ def fit(df, features_col: str | Sequence[str], label_col: str, model: Any,
     Raises
     ------
     ValueError, TypeError
-        For invalid options, columns or models (before anything starts).
+        For invalid options, columns, models or losses (before any training job):
+        a user loss is called once on the driver on two rows of zeros.
     RuntimeError
         If training fails; the cause is chained.
+
+    Examples
+    --------
+    An autoencoder trained with the user's own loss (``label_col=None``: the
+    targets are the features)::
+
+        def reconstruction_error(y_true, y_pred):
+            return keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+        net = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, activation="tanh"),
+                                keras.layers.Dense(8)])
+        result = fit(df, "features", None, net, TrainingOptions(loss=reconstruction_error, epochs=5))
+        result.history[-1]["loss"], result.model_bytes()
     """
     options = (options or TrainingOptions()).validate()
     if task not in (None, "classification", "regression"):
         raise ValueError(f"task must be 'classification', 'regression' or None. Received: task={task!r}")
+    if label_col is not None and not isinstance(label_col, str):
+        raise TypeError(f"label_col must be a column name, or None when the targets are the features. "
+                        f"Received: label_col={label_col!r}")
     _check_slots(df.sparkSession, options)
     model = models.check_source(model, model_args, df)
     started = time.monotonic()
@@ -131,9 +181,12 @@ def _setup(data: PreparedData, source: Any, options: TrainingOptions, task: str 
         keras_model = models.resolve_model(source, data.input_dim,
                                            objectives.num_outputs_for(data.label, task))
     else:
+        models.note_compile_state(source, options)
         keras_model = models.resolve_model(source, data.input_dim, None)
         task = objectives.infer_task(data.label, options, source, keras_model, task)
+    models.check_input_size(keras_model, data.input_dim)
     objective = objectives.choose_objective(data.label, task, keras_model, options)
+    objectives.check_loss_runs(objective, keras_model, data.input_dim, data.label)
     classes = data.label.num_classes
     if objective.sparse and classes and classes > objective.num_outputs:
         raise ValueError(f"Label column {data.label.column!r} has class indices up to {classes - 1} but the "
@@ -144,6 +197,9 @@ def _setup(data: PreparedData, source: Any, options: TrainingOptions, task: str 
 def _train(spark, data: PreparedData, model, objective, options: TrainingOptions, timeout: float,
            factory_module: str | None) -> TrainingResult:
     model_json = models.config_json(model)
+    packed_loss = None
+    if objective.custom is not None:  # the user's loss travels only as these bytes (unpickled in the runtime)
+        packed_loss, options = objectives.pack_loss(objective.custom), dataclasses.replace(options, loss="")
     store = WeightStore(model, objectives.make_optimizer(options), locked=options.mode != "hogwild")
     bind_host, host = _driver_address(spark)
     secret = new_secret()
@@ -160,7 +216,8 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
             imports=(factory_module,) if factory_module else (), num_params=store.num_params,
             input_dim=data.input_dim, label_dim=data.label.dim, task=objective.task, loss=objective.loss,
             from_logits=objective.from_logits, sparse=objective.sparse, options=options, timeout=timeout,
-            pin=tls.fingerprint if tls else None)
+            pin=tls.fingerprint if tls else None, targets_are_features=data.label.from_features,
+            custom_loss=packed_loss)
         logger.info("dlbridge trainer: %s mode, %d workers, loss %s, %d parameters, server %s:%d",
                     options.mode, options.numWorkers, objective.loss, store.num_params, host, server.port)
         history = [_log_epoch(_epoch(data, spec, server, epoch, model), options)
@@ -266,5 +323,6 @@ def _log_epoch(record: dict[str, Any], options: TrainingOptions) -> dict[str, An
 
 def _compile(model, objective, optimizer) -> None:
     metrics = ["accuracy"] if objective.task == "classification" else []
-    model.compile(optimizer=optimizer, loss=objectives.make_loss(objective.loss, objective.from_logits),
-                  metrics=metrics)
+    loss = objective.custom if objective.custom is not None else objectives.make_loss(objective.loss,
+                                                                                      objective.from_logits)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
+import tempfile
 from typing import Any
 
 from dlbridge.trainer import sources
@@ -142,6 +144,45 @@ def config_json(model) -> str:
             f"The model {model.name!r} cannot be serialised to a Keras config ({e}); executors rebuild "
             "the model from it. Use a Sequential or Functional model, or implement get_config and "
             "register custom classes with keras.saving.register_keras_serializable.") from e
+
+
+def check_input_size(model: Any, input_dim: int) -> None:
+    """Raise ``ValueError`` if the model's input does not take ``input_dim`` features per row.
+
+    Workers feed ``(batch, input_dim)`` float32 arrays; a model whose input
+    shape is fully known and holds another number of values would only fail
+    inside the first training step on an executor.
+    """
+    inputs = getattr(model, "inputs", None) or []
+    shape = tuple(inputs[0].shape[1:]) if len(inputs) == 1 else ()
+    if not shape or any(d is None for d in shape) or math.prod(shape) == input_dim:
+        return
+    raise ValueError(f"The features hold {input_dim} values per row but the model {model.name!r} takes input of "
+                     f"shape {list(shape)}. Fix: build the model with keras.Input(({input_dim},)), or select the "
+                     "feature columns the model was built for.")
+
+
+def note_compile_state(source: Any, options: Any) -> None:
+    """Log (WARNING) that a compiled model's own loss is not what training uses, when it differs."""
+    compiled_loss = getattr(source, "loss", None) if getattr(source, "compiled", False) else None
+    if compiled_loss is None or compiled_loss is options.loss or compiled_loss == options.loss:
+        return
+    logger.warning("the model %r is compiled with loss %r; dlbridge.trainer ignores compile state and trains with "
+                   "options.loss=%r and options.optimizer=%r (pass loss=... in TrainingOptions to use yours)",
+                   getattr(source, "name", "?"), compiled_loss, options.loss or "(chosen from the label)",
+                   options.optimizer)
+
+
+def to_keras_bytes(model: Any) -> bytes:
+    """The bytes of ``model.save("<tmp>.keras")`` (a Keras v3 archive), from a temporary file that is removed."""
+    fd, path = tempfile.mkstemp(prefix="dlbridge-model-", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(path)
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.remove(path)
 
 
 def is_builder(source: Any) -> bool:

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
-from typing import Any
+from typing import Any, Callable, Union
+
+#: What ``TrainingOptions.loss`` accepts: a Keras loss name, a ``keras.losses.Loss`` instance,
+#: or a function ``loss(y_true, y_pred)`` returning per-row (or already averaged) losses.
+LossSpec = Union[str, Callable[..., Any]]
 
 MODES = ("hogwild", "async", "sync")
 HANDLE_INVALID = ("error", "skip")
@@ -36,11 +41,21 @@ class TrainingOptions:
     optimizerOptions : str
         JSON object of the optimizer's keyword arguments, e.g.
         ``'{"learning_rate": 0.001}'``. Defaults to ``"{}"``.
-    loss : str
-        Keras loss name; empty chooses one from the label:
+    loss : str, keras.losses.Loss or callable
+        The loss the workers differentiate. A Keras loss name (``"mse"``,
+        ``"huber"``, ...); empty chooses one from the label:
         ``sparse_categorical_crossentropy`` for a class index,
         ``categorical_crossentropy`` for one-hot arrays, ``mse`` for
-        regression. Defaults to ``""``.
+        regression and for ``label_col=None`` (targets = features). From
+        Python (not from a JVM stage, whose ``loss`` param is a name) it may
+        also be a ``keras.losses.Loss`` instance or a function
+        ``loss(y_true, y_pred)`` returning one loss per row (averaged over the
+        mini-batch, as ``model.compile(loss=fn)`` does) or a scalar. Such an
+        object reaches the executors pickled with Spark's cloudpickle, like a
+        UDF: a function defined in the driver script (``__main__``) or in a
+        module shipped with ``--py-files`` to a JVM application's backend
+        travels by value; one from any other module travels by reference, so
+        that module must be importable on the executors. Defaults to ``""``.
     stepsPerSync : int
         Local mini-batch steps between two exchanges with the server. With
         ``1`` each gradient goes to the server's optimizer; with ``k > 1`` a
@@ -72,7 +87,7 @@ class TrainingOptions:
     numWorkers: int = 2
     optimizer: str = "adam"
     optimizerOptions: str = "{}"
-    loss: str = ""
+    loss: LossSpec = ""
     stepsPerSync: int = 1
     shuffle: bool = True
     validationFraction: float = 0.0
@@ -110,8 +125,7 @@ class TrainingOptions:
         self.validationFraction = fraction
         if not isinstance(self.optimizer, str) or not self.optimizer.strip():
             _bad("optimizer", self.optimizer, "a Keras optimizer name such as 'adam' or 'sgd'")
-        if not isinstance(self.loss, str):
-            _bad("loss", self.loss, "a Keras loss name, or '' to choose from the label")
+        _check_loss(self.loss)
         self.optimizer_kwargs()
         return self
 
@@ -135,7 +149,17 @@ class TrainingOptions:
         return parsed
 
     def to_json(self) -> str:
-        """These options as a JSON object string."""
+        """These options as a JSON object string.
+
+        Raises
+        ------
+        ValueError
+            If ``loss`` is a Python object (a ``Loss`` or a function), which
+            JSON cannot carry.
+        """
+        if not isinstance(self.loss, str):
+            raise ValueError(f"Option loss={self.loss!r} is a Python object, which has no JSON form; only a "
+                             "Keras loss name can be written as JSON. Fix: pass the options object itself.")
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
@@ -165,6 +189,26 @@ class TrainingOptions:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_loss(loss: object) -> None:
+    """Raise ``ValueError`` / ``TypeError`` unless ``loss`` is a name, a ``Loss`` instance or a 2-argument function."""
+    expected = ("a Keras loss name, '' to choose from the label, a keras.losses.Loss instance, or a function "
+                "loss(y_true, y_pred)")
+    if isinstance(loss, str):
+        return
+    if inspect.isclass(loss):
+        raise TypeError(f"Option loss must be {expected}; received the class {loss.__name__}. "
+                        f"Fix: pass an instance, e.g. loss={loss.__name__}().")
+    if not callable(loss):
+        _bad("loss", loss, expected)
+    try:
+        inspect.signature(loss).bind(None, None)
+    except TypeError as e:
+        raise TypeError(f"Option loss must be {expected}; the callable {loss!r} cannot be called with the two "
+                        f"arguments (y_true, y_pred): {e}.") from e
+    except ValueError:
+        pass  # no signature to inspect (a builtin or C callable): it is tried on the driver before training
 
 
 def _bad(name: str, value: object, expected: str) -> None:

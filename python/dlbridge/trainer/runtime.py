@@ -42,7 +42,7 @@ class ModelRuntime:
         import keras
         import tensorflow as tf
 
-        from dlbridge.trainer.objectives import make_loss, make_optimizer
+        from dlbridge.trainer.objectives import loss_for, make_optimizer
 
         for module in spec.imports:
             _import_factory_module(module)
@@ -54,7 +54,7 @@ class ModelRuntime:
         if sum(self.sizes) != spec.num_params:
             raise RuntimeError(f"Model rebuilt on the executor has {sum(self.sizes)} trainable parameters; "
                                f"the driver's has {spec.num_params}. Custom layers must be importable here.")
-        self.loss = make_loss(spec.loss, spec.from_logits)
+        self.loss = loss_for(spec.loss, spec.from_logits, spec.custom_loss)
         self.classification = spec.task == "classification"
         self.from_logits = spec.from_logits
         self.local_optimizer = make_optimizer(spec.options) if spec.options.stepsPerSync > 1 else None

@@ -35,6 +35,8 @@ class WorkerSpec:
     options: TrainingOptions
     timeout: float
     pin: bytes | None = None  # SHA-256 of the server's TLS certificate when the fit uses TLS
+    custom_loss: bytes | None = dataclasses.field(default=None, repr=False)  # the user's loss, cloudpickled
+    targets_are_features: bool = False  # label_col=None: each mini-batch's targets are its features
 
 
 class _Stats:
@@ -84,7 +86,8 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator
     runtime = runtime_for(spec)
     opts = spec.options
     rng = np.random.default_rng([opts.seed & 0xFFFFFFFF, epoch, partition]) if opts.shuffle else None
-    stream = minibatches(batches, opts.batchSize, spec.input_dim, spec.label_dim, spec.sparse, rng)
+    stream = minibatches(batches, opts.batchSize, spec.input_dim, spec.label_dim, spec.sparse, rng,
+                         spec.targets_are_features)
     stats = _Stats(partition)
     with _connect(spec) as conn:
         conn.hello({"partition": partition, "epoch": epoch, "attempt": attempt,
@@ -125,7 +128,8 @@ def evaluate_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:
     with _connect(spec) as conn:
         runtime.assign(conn.pull()[1])
     stats = _Stats(context.partitionId() if context else 0)
-    for x, y in minibatches(batches, EVAL_BATCH, spec.input_dim, spec.label_dim, spec.sparse, None):
+    for x, y in minibatches(batches, EVAL_BATCH, spec.input_dim, spec.label_dim, spec.sparse, None,
+                            spec.targets_are_features):
         loss, correct = runtime.evaluate(x, y)
         stats.add(loss.numpy(), len(x), correct.numpy())
     yield stats.record_batch()
