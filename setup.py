@@ -26,5 +26,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest==9.2.0", "scikit-learn==1.9.1"],
+        # mlflow.spark / mlflow.keras / mlflow.pyfunc with a sqlite tracking store. mlflow-skinny, not
+        # mlflow: the full package caps pyarrow below our pin. sqlalchemy + alembic run the sqlite store.
+        "mlflow": ["mlflow-skinny==3.17.2", "sqlalchemy==2.0.58", "alembic==1.20.1"],
     },
 )

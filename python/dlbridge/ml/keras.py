@@ -179,6 +179,25 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable
         """Input values per row that the model takes."""
         return int(self._call_java("numFeatures"))
 
+    def kerasModel(self) -> Any:
+        """The stage's Keras model as a ``keras.Model`` in this Python process.
+
+        Loaded from the stage's Keras v3 archive (the ``data/model.keras`` it
+        saves) with ``safe_mode=True`` and not compiled, e.g. to log it with
+        ``mlflow.keras.log_model`` or to call ``predict`` on numpy arrays.
+        Each call loads a new, independent copy.
+
+        Returns
+        -------
+        keras.Model
+            The trained (or ``fromFile``) model, uncompiled.
+        """
+        from dlbridge.inference import load_model_bytes
+
+        # modelBytes is package-private in Scala (public in bytecode), as pyspark's wrappers call
+        # Spark's private[ml] members; it is the archive the stage saves and runs.
+        return load_model_bytes(bytes(self._java_obj.modelBytes()), source=f"KerasModel {self.uid}")
+
     @classmethod
     def fromFile(cls, path: str) -> "KerasModel":
         """A Model stage for a pre-trained ``.keras`` file (any Hadoop FS path; loaded with safe_mode)."""
