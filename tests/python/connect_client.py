@@ -36,8 +36,9 @@ def digits(spark: SparkSession) -> tuple[DataFrame, DataFrame, List[str]]:
 
 
 def rows(df: DataFrame, *columns: str) -> List[List[Any]]:
-    """``columns`` of every row, sorted (DataFrames carry no order)."""
-    return sorted([list(r) for r in df.select(*columns).collect()])
+    """``columns`` of every row (ML vectors as lists), sorted (DataFrames carry no order)."""
+    return sorted([[v.toArray().tolist() if hasattr(v, "toArray") else v for v in r]
+                   for r in df.select(*columns).collect()])
 
 
 def not_implemented(call: Callable[[], Any]) -> str:

@@ -20,7 +20,11 @@ from connect_server import ConnectServer
 @pytest.fixture(scope="module")
 def server() -> Iterator[ConnectServer]:
     """The module's Spark Connect server; stopped after it, with nothing of it left running."""
-    started = ConnectServer(modules="centroids,example_udfs")
+    # An ML cache of 1 KB in memory: every model is saved to the driver's local disk when cached and a
+    # Keras model is offloaded at once, so each use of it loads it back from there.
+    started = ConnectServer(modules="centroids,example_udfs", conf={
+        "spark.connect.session.connectML.mlCache.memoryControl.enabled": "true",
+        "spark.connect.session.connectML.mlCache.memoryControl.maxInMemorySize": "1024"})
     try:
         yield started
     finally:
@@ -83,7 +87,7 @@ def test_server_errors_reach_the_client_with_dlbridges_message(server: ConnectSe
     missing = result["missing_column"]
     assert "input column(s) missing not found; the DataFrame has columns: a, b, label" in missing["message"], missing
     unregistered = result["unregistered_function"]["message"]
-    assert "No transformer is registered as 'no_such_function'" in unregistered, unregistered
+    assert "No Python transformer is registered as 'no_such_function'" in unregistered, unregistered
     assert "polynomial" in unregistered  # the message lists what the server's backend registered
     label = result["fit_missing_label"]["message"]
     assert "column(s) nope not found" in label and "Fix: set inputCols/labelCol/weightCol" in label, label
