@@ -43,7 +43,9 @@ def directory() -> Iterator[str]:
 
 def client(server: ConnectServer, scenario: str, directory: str) -> Dict[str, Any]:
     """Runs the ``scenario`` of connect_client.py in its own process; returns the JSON it printed last."""
-    return json.loads(server.run_client(scenario, directory).strip().splitlines()[-1])
+    result = json.loads(server.run_client(scenario, directory).strip().splitlines()[-1])
+    print(f"Connect client '{scenario}': {json.dumps(result)[:2000]}")  # shown by pytest -s / on failure
+    return result
 
 
 @pytest.mark.slow
