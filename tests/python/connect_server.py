@@ -49,14 +49,20 @@ class ConnectServer:
         self.root = tempfile.mkdtemp(prefix="dlbridge-connect-")
         self.token = secrets.token_hex(32)
         self.log = os.path.join(self.root, "server.log")
+        # Temporary files (Spark's local dirs, the Connect model cache's offload directory, Python's
+        # tempfile) stay under the root, which stop() removes.
+        tmp, local = os.path.join(self.root, "tmp"), os.path.join(self.root, "local")
+        os.makedirs(tmp)
+        os.makedirs(local)
         settings = {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": "0",
+                    "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={tmp}", "spark.local.dir": local,
                     "spark.dlbridge.python.modules": modules, "spark.ui.enabled": "false",
                     "spark.python.worker.reuse": "true", "spark.task.maxFailures": "1",
                     "spark.sql.shuffle.partitions": "4", **(conf or {})}
         command = [os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", "local[2]",
                    "--jars", jar, *[arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")],
                    "--class", SERVER_CLASS, "spark-internal"]
-        env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_CONNECT_AUTHENTICATE_TOKEN=self.token,
+        env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_CONNECT_AUTHENTICATE_TOKEN=self.token, TMPDIR=tmp,
                    PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

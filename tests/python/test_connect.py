@@ -64,8 +64,6 @@ def test_keras_pipeline_fits_transforms_saves_and_loads(server: ConnectServer, d
     assert "KerasModel.summary is not available under Spark Connect" in result["summary_error"]
     assert "data/summary.json" in result["summary_error"]
     assert "KerasModel.load(dir)" in result["from_file_error"]
-    # Training ran in the server's driver: its companion backend logged the epochs there.
-    assert "epoch 14/14" in server.output()
 
 
 def test_python_stages_in_a_pipeline(server: ConnectServer, directory: str) -> None:
