@@ -52,6 +52,8 @@ lazy val root = (project in file("."))
     name := "dlbridge",
     Compile / scalaSource := baseDirectory.value / "scala" / "src" / "main" / "scala",
     Compile / javaSource := baseDirectory.value / "scala" / "src" / "main" / "java",
+    // META-INF/services: the stages Spark Connect ML may instantiate by class name.
+    Compile / resourceDirectory := baseDirectory.value / "scala" / "src" / "main" / "resources",
     Test / scalaSource := baseDirectory.value / "tests" / "scala",
     Test / javaSource := baseDirectory.value / "tests" / "java",
     Test / resourceDirectory := baseDirectory.value / "tests" / "resources",

@@ -6,6 +6,8 @@ compiles against (see ``build.sbt``).
 """
 from setuptools import find_packages, setup
 
+CONNECT_CLIENT = ["grpcio-status==1.85.3", "googleapis-common-protos==1.76.0", "zstandard==0.25.0"]
+
 setup(
     name="dlbridge",
     version="0.1.0",
@@ -25,7 +27,9 @@ setup(
         "cryptography==50.0.2",  # ephemeral TLS certificate of the parameter server (spark.ssl / network.crypto)
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "scikit-learn==1.9.1"],
+        # a Spark Connect client (pyspark's own "connect" needs beyond the packages above)
+        "connect": CONNECT_CLIENT,
+        "test": ["pytest==9.2.0", "scikit-learn==1.9.1", *CONNECT_CLIENT],
         # mlflow.spark / mlflow.keras / mlflow.pyfunc with a sqlite tracking store. mlflow-skinny, not
         # mlflow: the full package caps pyarrow below our pin. sqlalchemy + alembic run the sqlite store.
         "mlflow": ["mlflow-skinny==3.17.2", "sqlalchemy==2.0.58", "alembic==1.20.1"],

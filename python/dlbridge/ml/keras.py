@@ -6,12 +6,11 @@ from typing import Any, Dict, List, Optional, Union
 
 from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import JavaMLWritable
+from pyspark.ml.util import JavaMLReadable, JavaMLWritable
 from pyspark.ml.wrapper import JavaEstimator, JavaModel
 from pyspark.sql import DataFrame, SparkSession
 
-from dlbridge.backend import ensure_backend
-from dlbridge.ml.wrapper import DlbridgeJavaMLReadable, to_json_object
+from dlbridge.ml.wrapper import ensure_driver_backend, require_classic, to_json_object
 
 __all__ = ["KerasEstimator", "KerasModel"]
 
@@ -116,7 +115,7 @@ for _name in _KerasParams.DEFAULTS:
 _Json = Union[str, Dict[str, Any]]
 
 
-class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable["KerasEstimator"]):
+class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, JavaMLReadable["KerasEstimator"]):
     """Trains a Keras 3 model on a DataFrame with dlbridge's parameter-server trainer.
 
     The same stage as Scala's ``dlbridge.ml.KerasEstimator``; every keyword
@@ -129,6 +128,8 @@ class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, DlbridgeJavaML
     >>> model = est.fit(train)  # doctest: +SKIP
     >>> model.transform(test).select("prediction", "probability")  # doctest: +SKIP
     """
+
+    __module__ = "dlbridge.ml"  # pyspark maps it to the JVM class dlbridge.ml.KerasEstimator (see wrapper.py)
 
     @keyword_only
     def __init__(self, *, featuresCol: str = "features", labelCol: str = "label", predictionCol: str = "prediction",
@@ -150,7 +151,7 @@ class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, DlbridgeJavaML
         return self._set(**self._input_kwargs)
 
     def _fit(self, dataset: DataFrame) -> "KerasModel":
-        ensure_backend(dataset.sparkSession)
+        ensure_driver_backend(dataset.sparkSession)
         return super()._fit(dataset)  # type: ignore[return-value]
 
     def _create_model(self, java_model: Any) -> "KerasModel":
@@ -161,7 +162,7 @@ for _name in _KerasParams.DEFAULTS:
     setattr(KerasEstimator, "set" + _name[0].upper() + _name[1:], _accessor("set", _name))
 
 
-class KerasModel(JavaModel, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable["KerasModel"]):
+class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasModel"]):
     """A trained or pre-trained Keras model as a Spark ML Model (Scala's ``dlbridge.ml.KerasModel``).
 
     ``transform`` adds ``predictionCol`` (double), ``probabilityCol`` (Vector,
@@ -169,14 +170,22 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable
     runs on the executors as an Arrow pandas UDF.
     """
 
+    __module__ = "dlbridge.ml"  # pyspark maps it to the JVM class dlbridge.ml.KerasModel (see wrapper.py)
+
     @property
     def summary(self) -> Dict[str, Any]:
-        """Training history (one dict per epoch) and the model's input/output shapes."""
+        """Training history (one dict per epoch) and the model's input/output shapes.
+
+        Not available under Spark Connect (``NotImplementedError``): read the
+        saved model's ``data/summary.json`` there instead.
+        """
+        require_classic("KerasModel.summary", _SAVED_SUMMARY_FIX)
         return json.loads(self._call_java("summary").json())
 
     @property
     def numFeatures(self) -> int:
-        """Input values per row that the model takes."""
+        """Input values per row that the model takes (not available under Spark Connect)."""
+        require_classic("KerasModel.numFeatures", _SAVED_SUMMARY_FIX + " Its 'inputShape' gives the input size.")
         return int(self._call_java("numFeatures"))
 
     def kerasModel(self) -> Any:
@@ -192,6 +201,7 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable
         keras.Model
             The trained (or ``fromFile``) model, uncompiled.
         """
+        require_classic("KerasModel.kerasModel()", _SAVED_MODEL_FIX)
         from dlbridge.inference import load_model_bytes
 
         # modelBytes is package-private in Scala (public in bytecode), as pyspark's wrappers call
@@ -200,16 +210,30 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, DlbridgeJavaMLReadable
 
     @classmethod
     def fromFile(cls, path: str) -> "KerasModel":
-        """A Model stage for a pre-trained ``.keras`` file (any Hadoop FS path; loaded with safe_mode)."""
+        """A Model stage for a pre-trained ``.keras`` file (any Hadoop FS path; loaded with safe_mode).
+
+        Not available under Spark Connect (``NotImplementedError``): convert the
+        file once with a classic session or a JVM job, then ``KerasModel.load``.
+        """
+        require_classic(f"KerasModel.fromFile('{path}')",
+                        "convert the file once outside Spark Connect (a PySpark or spark-submit job: "
+                        "KerasModel.fromFile(path).write().save(dir)), then call KerasModel.load(dir) here; or "
+                        "train from it here with KerasEstimator(modelFile=path).")
         spark = SparkSession.getActiveSession()
         if spark is None:
             raise RuntimeError("KerasModel.fromFile needs an active SparkSession; create one first.")
-        ensure_backend(spark)
+        ensure_driver_backend(spark)
         return cls(spark.sparkContext._jvm.dlbridge.ml.KerasModel.fromFile(path))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        ensure_backend(dataset.sparkSession)
+        ensure_driver_backend(dataset.sparkSession)
         return super()._transform(dataset)
+
+
+_SAVED_MODEL_FIX = ("save the model (model.write().save(path)) and load its data/model.keras with "
+                    "keras.saving.load_model(..., safe_mode=True) where that file is readable.")
+_SAVED_SUMMARY_FIX = ("save the model (model.write().save(path)) and read the training history on the server with "
+                      "spark.read.json(path + '/data/summary.json', multiLine=True).")
 
 
 # A fitted model takes the inference-side setters only (training params are fixed by fit).

@@ -5,13 +5,12 @@ from typing import Any, Dict, List, Optional, Union
 
 from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import JavaMLWritable
+from pyspark.ml.util import JavaMLReadable, JavaMLWritable
 from pyspark.ml.wrapper import JavaEstimator, JavaModel
 from pyspark.sql import DataFrame
 
-from dlbridge.backend import ensure_backend
 from dlbridge.ml.python_transformer import _PythonTransformerParams
-from dlbridge.ml.wrapper import DlbridgeJavaMLReadable
+from dlbridge.ml.wrapper import ensure_driver_backend, require_classic
 
 __all__ = ["PythonEstimator", "PythonModel"]
 
@@ -51,8 +50,7 @@ class _PythonEstimatorParams(Params):
         return self.getOrDefault(self.weightCol)
 
 
-class PythonEstimator(JavaEstimator, _PythonEstimatorParams, JavaMLWritable,
-                      DlbridgeJavaMLReadable["PythonEstimator"]):
+class PythonEstimator(JavaEstimator, _PythonEstimatorParams, JavaMLWritable, JavaMLReadable["PythonEstimator"]):
     """Fits a Python estimator registered with ``@dlbridge.register_estimator`` (Scala's ``dlbridge.ml.PythonEstimator``).
 
     The fit function runs in this driver on the training DataFrame and returns
@@ -82,6 +80,8 @@ class PythonEstimator(JavaEstimator, _PythonEstimatorParams, JavaMLWritable,
     ...                       inputCols=["a", "b"], labelCol="label", outputCol="prediction")  # doctest: +SKIP
     >>> est.fit(train).transform(test)  # doctest: +SKIP
     """
+
+    __module__ = "dlbridge.ml"  # pyspark maps it to the JVM class dlbridge.ml.PythonEstimator (see wrapper.py)
 
     @keyword_only
     def __init__(self, *, function: Optional[str] = None, functionParams: Union[str, Dict[str, Any]] = "{}",
@@ -123,14 +123,14 @@ class PythonEstimator(JavaEstimator, _PythonEstimatorParams, JavaMLWritable,
         return self._set(outputCol=value)
 
     def _fit(self, dataset: DataFrame) -> "PythonModel":
-        ensure_backend(dataset.sparkSession)
+        ensure_driver_backend(dataset.sparkSession)
         return super()._fit(dataset)  # type: ignore[return-value]
 
     def _create_model(self, java_model: Any) -> "PythonModel":
         return PythonModel(java_model)
 
 
-class PythonModel(JavaModel, _PythonEstimatorParams, JavaMLWritable, DlbridgeJavaMLReadable["PythonModel"]):
+class PythonModel(JavaModel, _PythonEstimatorParams, JavaMLWritable, JavaMLReadable["PythonModel"]):
     """The model a :class:`PythonEstimator` fitted (Scala's ``dlbridge.ml.PythonModel``).
 
     ``transform`` appends ``outputCol``, computed on the executors by the
@@ -138,9 +138,16 @@ class PythonModel(JavaModel, _PythonEstimatorParams, JavaMLWritable, DlbridgeJav
     (which reaches them by broadcast).
     """
 
+    __module__ = "dlbridge.ml"  # pyspark maps it to the JVM class dlbridge.ml.PythonModel (see wrapper.py)
+
     @property
     def stateFiles(self) -> List[str]:
-        """The names of the model state's files, e.g. ``["centroids.npy", "classes.npy"]``."""
+        """The names of the model state's files, e.g. ``["centroids.npy", "classes.npy"]``.
+
+        Not available under Spark Connect (``NotImplementedError``).
+        """
+        require_classic("PythonModel.stateFiles", "save the model (model.write().save(path)): its data/ "
+                        "directory on the server holds one file per state entry.")
         return list(self._call_java("stateFiles"))
 
     def setInputCols(self, value: List[str]) -> "PythonModel":
@@ -152,5 +159,5 @@ class PythonModel(JavaModel, _PythonEstimatorParams, JavaMLWritable, DlbridgeJav
         return self._set(outputCol=value)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        ensure_backend(dataset.sparkSession)
+        ensure_driver_backend(dataset.sparkSession)
         return super()._transform(dataset)

@@ -5,9 +5,9 @@ from typing import Any, Dict, List, Optional, Union
 
 from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import JavaMLWritable
+from pyspark.ml.util import JavaMLReadable, JavaMLWritable
 
-from dlbridge.ml.wrapper import DlbridgeJavaMLReadable, PythonBackedTransformer, to_json_object
+from dlbridge.ml.wrapper import PythonBackedTransformer, to_json_object
 
 __all__ = ["PythonTransformer"]
 
@@ -65,7 +65,7 @@ class PythonTransformer(
     PythonBackedTransformer,
     _PythonTransformerParams,
     JavaMLWritable,
-    DlbridgeJavaMLReadable["PythonTransformer"],
+    JavaMLReadable["PythonTransformer"],
 ):
     """Runs a registered Python function on Arrow batches and appends its result as a column.
 
@@ -91,6 +91,8 @@ class PythonTransformer(
     ...                       inputCol="x", outputCol="y")  # doctest: +SKIP
     >>> t.transform(df).show()  # doctest: +SKIP
     """
+
+    __module__ = "dlbridge.ml"  # pyspark maps it to the JVM class dlbridge.ml.PythonTransformer (see wrapper.py)
 
     @keyword_only
     def __init__(

@@ -2,44 +2,57 @@
 
 The wrappers are thin ``JavaWrapper`` classes, like ``pyspark.ml`` over Spark's
 Scala stages: the Scala class owns params, schema checks and persistence.
-Because the JVM classes live in ``dlbridge.ml`` (not ``org.apache.spark``),
-the reader maps ``dlbridge.ml.<module>.<Class>`` to ``dlbridge.ml.<Class>``.
+
+Each wrapper class sets ``__module__ = "dlbridge.ml"``: pyspark derives the
+JVM class of a Python stage from its module and name (``JavaMLReader`` in a
+classic session, ``RemoteMLReader`` under Spark Connect), and the Scala
+classes are ``dlbridge.ml.<Class>``.
+
+Under Spark Connect (``is_remote()``) the stages run in the server's JVM
+driver, which starts its own Python backend (the companion process) for the
+functions named in the *server's* ``spark.dlbridge.python.modules``; this
+client only sends params and plans.
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Generic, Type, TypeVar, Union
+from typing import Any, Dict, Union
 
-from pyspark.ml.util import JavaMLReadable, JavaMLReader
 from pyspark.ml.wrapper import JavaTransformer
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.utils import is_remote
 
 from dlbridge.backend import ensure_backend
 
-RL = TypeVar("RL")
+
+def ensure_driver_backend(session: SparkSession) -> None:
+    """Registers this PySpark driver as the stages' Python backend; nothing to do under Spark Connect.
+
+    A Connect client holds no JVM: the server's driver starts the companion
+    backend itself on the first call of a stage.
+    """
+    if not is_remote():
+        ensure_backend(session)
 
 
-class DlbridgeJavaMLReader(JavaMLReader, Generic[RL]):
-    """Loads a saved dlbridge stage through its Scala class ``dlbridge.ml.<Class>``."""
+def require_classic(what: str, fix: str) -> None:
+    """Raises ``NotImplementedError`` naming ``what`` and ``fix`` when this client runs under Spark Connect.
 
-    @classmethod
-    def _java_loader_class(cls, clazz: Type[Any]) -> str:
-        return "dlbridge.ml." + clazz.__name__
-
-
-class DlbridgeJavaMLReadable(JavaMLReadable[RL]):
-    """``read()`` / ``load(path)`` for dlbridge stages saved from Scala, Java or PySpark."""
-
-    @classmethod
-    def read(cls) -> DlbridgeJavaMLReader[RL]:
-        return DlbridgeJavaMLReader(cls)
+    Spark Connect ML lets a client call only the methods Spark allow-lists on
+    its own model classes, so members that ask the JVM object directly cannot
+    be served remotely.
+    """
+    if is_remote():
+        raise NotImplementedError(
+            f"{what} is not available under Spark Connect: Spark Connect ML lets clients call only the "
+            f"methods Spark allow-lists for its own models. Fix: {fix}")
 
 
 class PythonBackedTransformer(JavaTransformer):
     """A JVM transformer whose work runs in Python: registers this driver as its backend first."""
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        ensure_backend(dataset.sparkSession)
+        ensure_driver_backend(dataset.sparkSession)
         return super()._transform(dataset)
 
 

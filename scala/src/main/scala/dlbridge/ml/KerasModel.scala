@@ -11,6 +11,7 @@ import org.apache.spark.sql.{DataFrame, Dataset, SparkSession}
 import org.apache.spark.sql.execution.python.UserDefinedPythonFunction
 import org.apache.spark.sql.functions.{col, concat, lit, raise_error, when}
 import org.apache.spark.sql.types.StructType
+import org.apache.spark.util.SizeEstimator
 import org.json4s.JsonAST.JObject
 import org.json4s.JsonDSL._
 import org.json4s.jackson.JsonMethods.{compact, parse, render}
@@ -30,6 +31,16 @@ class KerasModel private[ml] (
     private[ml] val summaryJson: String)
   extends Model[KerasModel] with KerasParams with KerasStageLogic with MLWritable {
 
+  /**
+   * A model of `uid` holding no network yet, which `transform` and `write` refuse: the constructor
+   * Spark Connect ML and `ServiceLoader` require. Get a usable model from [[KerasEstimator.fit]],
+   * [[KerasModel.load]] or [[KerasModel.fromFile]].
+   */
+  def this(uid: String) = this(uid, Array.emptyByteArray, "{}")
+
+  /** An empty model with a fresh uid (see `this(uid)`). */
+  def this() = this(Identifiable.randomUID("kerasModel"))
+
   /** @group setParam */ def setFeaturesCol(value: String): this.type = set(featuresCol, value)
   /** @group setParam */ def setPredictionCol(value: String): this.type = set(predictionCol, value)
   /** @group setParam */ def setProbabilityCol(value: String): this.type = set(probabilityCol, value)
@@ -47,8 +58,21 @@ class KerasModel private[ml] (
 
   @transient private var cachedUdf: Option[(String, UserDefinedPythonFunction)] = None
 
-  override def transformSchema(schema: StructType): StructType =
+  override def transformSchema(schema: StructType): StructType = {
+    requireNetwork()
     outputSchema(schema, Some(numFeatures).filter(_ > 0))
+  }
+
+  /** Fails naming the model and the fix when it holds no network (made by `new KerasModel(uid)`). */
+  private[ml] def requireNetwork(): Unit = require(modelBytes.nonEmpty, s"KerasModel $uid holds no Keras " +
+    "network: it was constructed empty (new KerasModel(uid)). Fix: use the model KerasEstimator.fit returns, " +
+    "KerasModel.load(path) of a saved model, or KerasModel.fromFile(path) of a .keras file.")
+
+  /**
+   * The driver memory this model holds (the Keras archive and the summary), which Spark Connect's
+   * model cache weighs it by.
+   */
+  override def estimatedSize: Long = SizeEstimator.estimate(Array[AnyRef](modelBytes, summaryJson))
 
   override def transform(dataset: Dataset[_]): DataFrame = {
     val schema = transformSchema(dataset.schema, logging = true)
@@ -142,6 +166,7 @@ object KerasModel extends MLReadable[KerasModel] {
 
   private[ml] class KerasModelWriter(instance: KerasModel) extends MLWriter {
     override protected def saveImpl(path: String): Unit = {
+      instance.requireNetwork()
       SparkShims.saveMetadata(instance, path, sparkSession, ("format" -> "keras-v3") ~ ("dlbridgeVersion" -> "0.1.0"))
       PythonStages.saveState(instance.state, s"$path/data", sparkSession)
     }

@@ -3,11 +3,12 @@ package dlbridge.ml
 import org.apache.spark.ml.Model
 import org.apache.spark.ml.dlbridge.SparkShims
 import org.apache.spark.ml.param.ParamMap
-import org.apache.spark.ml.util.{MLReadable, MLReader, MLWritable, MLWriter}
+import org.apache.spark.ml.util.{Identifiable, MLReadable, MLReader, MLWritable, MLWriter}
 import org.apache.spark.sql.{DataFrame, Dataset, SparkSession}
 import org.apache.spark.sql.execution.python.UserDefinedPythonFunction
 import org.apache.spark.sql.functions.col
 import org.apache.spark.sql.types.StructType
+import org.apache.spark.util.SizeEstimator
 import org.json4s.JsonDSL._
 
 /**
@@ -22,6 +23,19 @@ import org.json4s.JsonDSL._
  */
 class PythonModel private[ml] (override val uid: String, private[ml] val state: PythonStages.State)
   extends Model[PythonModel] with PythonEstimatorParams with MLWritable {
+
+  /**
+   * A model of `uid` with an empty state and no `function` (so `transform` fails asking for it): the
+   * constructor Spark Connect ML and `ServiceLoader` require. Get a usable model from
+   * [[PythonEstimator.fit]] or [[PythonModel.load]].
+   */
+  def this(uid: String) = this(uid, Map.empty[String, Array[Byte]])
+
+  /** An empty model with a fresh uid (see `this(uid)`). */
+  def this() = this(Identifiable.randomUID("pythonModel"))
+
+  /** The driver memory this model holds (its state), which Spark Connect's model cache weighs it by. */
+  override def estimatedSize: Long = SizeEstimator.estimate(state)
 
   /** @group setParam */ def setInputCols(value: Array[String]): this.type = set(inputCols, value)
   /** @group setParam */ def setOutputCol(value: String): this.type = set(outputCol, value)

@@ -55,15 +55,14 @@ private[ml] object PythonStages {
   def loadState(session: SparkSession, function: String, paramsJson: String, state: State): State =
     PythonBridge.backend(session).loadState(function, paramsJson, state.asJava).asScala.toMap
 
-  /** Writes each file of `state` into the directory `dir` (any Hadoop file system). */
+  /** Writes each file of `state` into the directory `dir` (any Hadoop file system, see [[KerasModelIO]]). */
   def saveState(state: State, dir: String, session: SparkSession): Unit =
     state.foreach { case (name, bytes) => KerasModelIO.writeBytes(s"$dir/$name", bytes, session) }
 
   /** The files of the directory `dir` as a state. */
   def readState(dir: String, session: SparkSession): State = {
     val path = new Path(dir)
-    val fs = path.getFileSystem(session.sparkContext.hadoopConfiguration)
-    fs.listStatus(path).filter(_.isFile).map(_.getPath.getName)
+    KerasModelIO.fileSystem(path, session).listStatus(path).filter(_.isFile).map(_.getPath.getName)
       .filterNot(name => name.startsWith(".") || name.startsWith("_")) // Hadoop's .crc and _SUCCESS files
       .map(name => name -> KerasModelIO.readBytes(s"$dir/$name", session)).toMap
   }

@@ -1,7 +1,7 @@
 package org.apache.spark.ml.dlbridge
 
 import org.apache.spark.ml.param.Params
-import org.apache.spark.ml.util.{DefaultParamsReader, DefaultParamsWriter}
+import org.apache.spark.ml.util.{DefaultParamsReader, DefaultParamsWriter, ReadWriteUtils}
 import org.apache.spark.sql.SparkSession
 import org.apache.spark.util.ShutdownHookManager
 import org.json4s.JObject
@@ -29,6 +29,13 @@ object SparkShims {
     metadata.getAndSetParams(instance)
     metadata.metadataJson
   }
+
+  /**
+   * True while this thread runs `MLWriter.saveToLocal` / `MLReader.loadFromLocal`, as Spark Connect's
+   * model cache does to offload models to the driver's local disk: paths are then local files, not
+   * paths of the default (Hadoop) file system.
+   */
+  def localSavingMode: Boolean = ReadWriteUtils.localSavingModeState.get()
 
   /** The uid saved in `path/metadata` (to construct the instance before setting params). */
   def savedUid(path: String, session: SparkSession, expectedClassName: String): String =
