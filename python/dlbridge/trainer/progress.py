@@ -120,6 +120,7 @@ class Progress:
         uid = uid or current_stage()
         self.name = f"dlbridge fit {uid}" if uid else "dlbridge fit"
         self.started = time.monotonic()
+        self.first_done: float | None = None  # when epoch 1 ended: the ETA leaves its warm-up out
 
     def detail(self, message: str, *args: Any) -> None:
         """A console line shown only with ``verbose >= 2`` (``%``-style ``args``)."""
@@ -127,7 +128,7 @@ class Progress:
             console_logger().info(f"{self.name}: {message}", *args)
 
     def start_epochs(self) -> None:
-        """Marks the start of epoch 1 (the ETA counts from here)."""
+        """Marks the start of epoch 1 (the ETA after epoch 1 counts from here, later ones from its end)."""
         self.started = time.monotonic()
 
     @contextlib.contextmanager
@@ -148,8 +149,11 @@ class Progress:
         """Prints the line of a finished epoch (``verbose >= 1``) from its history record."""
         if self.verbose < 1:
             return
-        epoch = record["epoch"]
-        eta = (time.monotonic() - self.started) / epoch * (self.epochs - epoch)
+        epoch, now = record["epoch"], time.monotonic()
+        self.first_done = self.first_done or now
+        # Epoch 1 also starts the Python workers and TensorFlow: later epochs are timed without it.
+        per_epoch = (now - self.first_done) / (epoch - 1) if epoch > 1 else now - self.started
+        eta = per_epoch * (self.epochs - epoch)
         metrics = "".join(f" - {k} {record[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in record)
         console_logger().info("%s epoch %d/%d - loss %.4f%s - %.0f samples/s - %.1fs - ETA %s", self.name, epoch,
                               self.epochs, record["loss"], metrics, record["samples_per_sec"], record["seconds"],
