@@ -120,7 +120,7 @@ def job_descriptions(spark) -> list:  # type: ignore[no-untyped-def]
 def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, capfd) -> None:
     train, _ = data
     sc = spark.sparkContext
-    est = KerasEstimator(hiddenLayers=[8], **{**QUICK, "verbose": 1, "validationFraction": 0.2})
+    est = KerasEstimator(hiddenLayers=[8], **{**QUICK, "verbose": 2, "validationFraction": 0.2})
     sc.setJobDescription("the caller's description")
     try:
         est.fit(train)
@@ -130,6 +130,9 @@ def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, c
     console = capfd.readouterr().err
     assert progress_epochs(console, est.uid) == [(1, 2), (2, 2)], console[-3000:]
     assert " - val_loss " in console and " - val_accuracy " in console
+    # verbose=2: also the input preparation and the training setup
+    assert f"dlbridge fit {est.uid}: input read, checked and cached in " in console, console[-3000:]
+    assert f"dlbridge fit {est.uid}: hogwild mode, 2 workers, loss sparse_categorical_crossentropy, " in console
     expected = {f"dlbridge fit {est.uid} epoch {k}/2" for k in (1, 2)} | {f"dlbridge fit {est.uid} preparing input"}
     deadline = time.monotonic() + 10  # the status store follows the listener bus, asynchronously
     while not expected <= set(job_descriptions(spark)) and time.monotonic() < deadline:
