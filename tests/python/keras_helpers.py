@@ -38,7 +38,7 @@ def examples_jar() -> str:
     return jars[0]
 
 
-def run(command: List[str], timeout: int = 900) -> subprocess.CompletedProcess:
+def run_process(command: List[str], timeout: int = 900) -> subprocess.CompletedProcess:
     """Runs a command (its ``stdout`` and ``stderr`` captured as text); fails the test with its output
     tail if it exits non-zero."""
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
@@ -46,10 +46,20 @@ def run(command: List[str], timeout: int = 900) -> subprocess.CompletedProcess:
     return done
 
 
-def spark_submit(main_class: str, *args: str, options: Sequence[str] = (),
-                 master: str = "local[2]") -> subprocess.CompletedProcess:
+def run(command: List[str], timeout: int = 900) -> str:
+    """The stdout of :func:`run_process`."""
+    return run_process(command, timeout).stdout
+
+
+def spark_submit(main_class: str, *args: str, options: Sequence[str] = (), master: str = "local[2]") -> str:
+    """The stdout of :func:`submit_process`."""
+    return submit_process(main_class, *args, options=options, master=master).stdout
+
+
+def submit_process(main_class: str, *args: str, options: Sequence[str] = (),
+                   master: str = "local[2]") -> subprocess.CompletedProcess:
     """spark-submit of an example app on ``master`` with the dlbridge jar (plus spark-submit ``options``)."""
-    return run([
+    return run_process([
         os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", master,
         "--conf", "spark.ui.enabled=false", "--jars", dlbridge_jar() or "", *options, "--class", main_class,
         examples_jar(), *args,

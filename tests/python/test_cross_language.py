@@ -27,7 +27,7 @@ def spark_submit_example(*args: str) -> str:
     return spark_submit("dlbridge.examples.PythonTransformerExample", *args, options=[
         "--py-files", os.path.join(REPO, "examples", "python", "example_udfs.py"),
         "--conf", "spark.dlbridge.python.modules=example_udfs",
-    ]).stdout
+    ])
 
 
 def as_sorted(df: DataFrame) -> np.ndarray:

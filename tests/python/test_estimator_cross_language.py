@@ -40,7 +40,7 @@ def spark_submit_example(*args: str) -> str:
     return spark_submit("dlbridge.examples.CentroidExample", *args, options=[
         "--py-files", os.path.join(REPO, "examples", "python", "centroids.py"),
         "--conf", "spark.dlbridge.python.modules=centroids",
-    ]).stdout
+    ])
 
 
 def as_sorted(df: DataFrame) -> np.ndarray:

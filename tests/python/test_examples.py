@@ -8,7 +8,7 @@ import os
 import sys
 
 from conftest import REPO, dlbridge_jar
-from keras_helpers import digits_csv, example_accuracy, examples_jar, progress_epochs, run, spark_submit
+from keras_helpers import digits_csv, example_accuracy, examples_jar, progress_epochs, run_process, spark_submit
 
 
 def check_accuracy(stdout: str, language: str) -> None:
@@ -17,13 +17,13 @@ def check_accuracy(stdout: str, language: str) -> None:
 
 
 def test_java_app(tmp_path) -> None:
-    done = spark_submit("dlbridge.examples.JavaDigitsExample", digits_csv(), str(tmp_path / "p"), "2")
-    check_accuracy(done.stdout, "Java")
+    stdout = spark_submit("dlbridge.examples.JavaDigitsExample", digits_csv(), str(tmp_path / "p"), "2")
+    check_accuracy(stdout, "Java")
 
 
 def test_spark_shell_script(tmp_path) -> None:
     """Also: spark-shell shows the per-epoch progress lines (its own log level is WARN)."""
-    done = run([
+    done = run_process([
         os.path.join(os.environ["SPARK_HOME"], "bin", "spark-shell"), "--master", "local[2]",
         "--conf", "spark.ui.enabled=false", "--jars", f"{dlbridge_jar()},{examples_jar()}",
         "--conf", f"spark.driver.args={digits_csv()} {tmp_path / 'p'} 2",
@@ -35,7 +35,7 @@ def test_spark_shell_script(tmp_path) -> None:
 
 def test_pyspark_script(tmp_path) -> None:
     """Also: the PySpark driver's console shows the per-epoch progress lines and no INFO log."""
-    done = run([sys.executable, os.path.join(REPO, "examples", "python", "digits.py"), str(tmp_path / "p"), "2"])
+    done = run_process([sys.executable, os.path.join(REPO, "examples", "python", "digits.py"), str(tmp_path / "p"), "2"])
     check_accuracy(done.stdout, "PySpark")
     assert progress_epochs(done.stderr, "KerasEstimator_") == [(1, 2), (2, 2)], done.stderr[-3000:]
     assert " INFO " not in done.stderr, done.stderr[-3000:]

@@ -41,7 +41,7 @@ def _submit_options() -> list[str]:
 def test_scala_app_reaches_the_bar(standalone, reliability, tmp_path, mode) -> None:  # noqa: F811
     with reliability.scenario(f"Scala DigitsExample (spark-submit), {mode}", "none", "standalone") as row:
         stdout = spark_submit("dlbridge.examples.DigitsExample", digits_csv(), str(tmp_path / "p"),
-                              str(EPOCHS[mode]), mode, master=standalone.master_url, options=_submit_options()).stdout
+                              str(EPOCHS[mode]), mode, master=standalone.master_url, options=_submit_options())
         row.accuracy, reloaded = example_accuracy(stdout, "Scala")
         assert row.accuracy >= BAR and abs(row.accuracy - reloaded) < 1e-9, (row.accuracy, reloaded)
 
