@@ -2,6 +2,8 @@
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export DLBRIDGE_HOME="$root"
 export SPARK_HOME=$("$root/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+# The project's Spark runs (demo, examples, tests) log warnings and errors only (dev/conf/log4j2.properties).
+export SPARK_CONF_DIR="$root/dev/conf"
 # The driver backend and the executors' Python workers use the project's interpreter.
 export PYSPARK_PYTHON="$root/.venv/bin/python"
 export PYSPARK_DRIVER_PYTHON="$root/.venv/bin/python"

@@ -2,11 +2,11 @@
 
     python examples/python/digits.py <pipeline dir> [epochs]
 
-(with the dlbridge jar found by ``dlbridge.jar_path()``).
+(with the dlbridge jar found by ``dlbridge.jar_path()``). The results go to stdout; while it trains,
+each epoch prints a progress line on stderr (``verbose=0`` turns them off).
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -18,8 +18,6 @@ from pyspark.sql import functions as F
 
 import dlbridge
 from dlbridge.ml import KerasEstimator
-
-log = logging.getLogger("dlbridge.examples.digits")
 
 
 def digits_csv() -> str:
@@ -44,12 +42,12 @@ def main(directory: str, epochs: int) -> None:
         accuracy = evaluator.evaluate(model.transform(test))
         model.write().overwrite().save(directory)
         reloaded = evaluator.evaluate(PipelineModel.load(directory).transform(test))
-        log.info("loss per epoch: %s", [round(e["loss"], 3) for e in model.stages[-1].summary["history"]])
+        losses = " ".join(f"{e['loss']:.3f}" for e in model.stages[-1].summary["history"])
+        sys.stdout.write(f"dlbridge digits (PySpark): loss per epoch {losses}\n")
         sys.stdout.write(f"dlbridge digits (PySpark): test accuracy {accuracy:.4f}, after save/load {reloaded:.4f}\n")
     finally:
         spark.stop()
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
     main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 14)

@@ -1,17 +1,32 @@
-"""TensorFlow's thread pools, sized once per process by one policy for training and inference.
+"""TensorFlow's process-wide settings (thread pools, C++ log level), applied once per process.
 
-Policy: intra-op threads are the count asked for, else the running Spark task's
+Threads: intra-op threads are the count asked for, else the running Spark task's
 ``spark.task.cpus`` (``TaskContext.cpus()``), else the machine's cores outside
 a task; inter-op threads are 1, since each task drives one model step at a time
 and Spark already runs tasks in parallel. The pools can be sized only before
 TensorFlow runs its first op, so the first call in a process decides; if
 TensorFlow was already initialised, the pools it has are kept and logged.
+
+Logs: when :func:`configure` is the first to import TensorFlow in a process
+(on the executors' Python workers: the first training step or model load) and
+``TF_CPP_MIN_LOG_LEVEL`` is not set, it sets ``TF_CPP_MIN_LOG_LEVEL=2``
+(TensorFlow's C++ INFO and WARNING messages hidden, errors shown) and applies
+the same level to the notices TensorFlow 2.21 prints while it is imported,
+which ignore that variable ("oneDNN custom operations are on", absl's "All log
+messages before absl::InitializeLog()"). A user who sets
+``TF_CPP_MIN_LOG_LEVEL`` (e.g. ``spark.executorEnv.TF_CPP_MIN_LOG_LEVEL=0``)
+gets exactly TensorFlow's own behaviour.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
+import sys
+import tempfile
 import threading
+from typing import Any, Iterator
 
 logger = logging.getLogger("dlbridge.tensorflow")
 
@@ -36,9 +51,7 @@ def configure(intra_op_threads: int | None = None) -> int:
     with _lock:
         if _configured:
             return _configured[0]
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
+        tf = _import_tensorflow()
         wanted = intra_op_threads or _task_cpus()
         try:
             tf.config.threading.set_intra_op_parallelism_threads(wanted)
@@ -60,3 +73,50 @@ def _task_cpus() -> int:
 
     context = TaskContext.get()
     return max(1, int(context.cpus())) if context is not None else (os.cpu_count() or 1)
+
+
+# absl's INFO / WARNING lines ("I0000 00:00:1796131475.616451 8356 port.cc:153] ...") and its notice
+# about logging before absl::InitializeLog(): what TF_CPP_MIN_LOG_LEVEL=2 would hide.
+_HIDDEN_AT_LEVEL_2 = re.compile(r"^(?:[IW]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl::InitializeLog\(\))")
+
+
+def _import_tensorflow() -> Any:
+    """Imports TensorFlow under the log policy of this module (see its docstring)."""
+    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        import tensorflow as tf
+
+        return tf
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    with _stderr_without_notices():
+        import tensorflow as tf
+    return tf
+
+
+@contextlib.contextmanager
+def _stderr_without_notices() -> Iterator[None]:
+    """Captures file descriptor 2 for the body, then writes back every line but absl's INFO/WARNING ones.
+
+    Nothing else is lost: other output of the body (errors, other threads' lines)
+    reaches stderr when the body ends. If descriptor 2 cannot be redirected, the
+    body runs unchanged.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not _HIDDEN_AT_LEVEL_2.match(line))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()

@@ -5,7 +5,7 @@ import glob
 import os
 import re
 import subprocess
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -38,16 +38,28 @@ def examples_jar() -> str:
     return jars[0]
 
 
-def run(command: List[str], timeout: int = 900) -> str:
-    """Runs a command; fails the test with its output tail if it exits non-zero."""
+def run_process(command: List[str], timeout: int = 900) -> subprocess.CompletedProcess:
+    """Runs a command (its ``stdout`` and ``stderr`` captured as text); fails the test with its output
+    tail if it exits non-zero."""
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, f"{command[0]} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    return done.stdout
+    return done
+
+
+def run(command: List[str], timeout: int = 900) -> str:
+    """The stdout of :func:`run_process`."""
+    return run_process(command, timeout).stdout
 
 
 def spark_submit(main_class: str, *args: str, options: Sequence[str] = (), master: str = "local[2]") -> str:
+    """The stdout of :func:`submit_process`."""
+    return submit_process(main_class, *args, options=options, master=master).stdout
+
+
+def submit_process(main_class: str, *args: str, options: Sequence[str] = (),
+                   master: str = "local[2]") -> subprocess.CompletedProcess:
     """spark-submit of an example app on ``master`` with the dlbridge jar (plus spark-submit ``options``)."""
-    return run([
+    return run_process([
         os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit"), "--master", master,
         "--conf", "spark.ui.enabled=false", "--jars", dlbridge_jar() or "", *options, "--class", main_class,
         examples_jar(), *args,
@@ -64,3 +76,25 @@ def example_accuracy(stdout: str, language: str) -> tuple[float, float]:
         if found:
             return float(found.group(1)), float(found.group(2))
     raise AssertionError(f"no test accuracy line from the {language} example:\n{stdout[-2000:]}")
+
+
+PROGRESS_LINE = re.compile(r"^dlbridge fit (\S+) epoch (\d+)/(\d+) - loss \d+\.\d{4}( - val_\w+ \d+\.\d{4})* "
+                           r"- \d+ samples/s - \d+\.\ds - ETA \d+(?:s|m\d\ds|h\d\dm)$", re.M)
+
+
+def progress_epochs(console: str, uid_prefix: Optional[str] = None) -> List[Tuple[int, int]]:
+    """The (k, n) of every per-epoch progress line on ``console``; each line names a stage whose uid
+    starts with ``uid_prefix`` (when given)."""
+    found = PROGRESS_LINE.findall(console.replace("\r", "\n"))  # spark-shell's progress bar ends lines in \r
+    assert all(uid_prefix is None or uid.startswith(uid_prefix) for uid, *_ in found), found
+    return [(int(k), int(n)) for _, k, n, _ in found]
+
+
+def assert_quiet(console: str) -> None:
+    """What the project's runs must not print (dev/conf/log4j2.properties, TensorFlow's log policy):
+    Spark's INFO log and TensorFlow's C++ notices. Needs SPARK_CONF_DIR from dev/env.sh."""
+    assert os.environ.get("SPARK_CONF_DIR", "").endswith(os.path.join("dev", "conf")), \
+        "SPARK_CONF_DIR is not the project's dev/conf: run the tests with dev/test or after `source dev/env.sh`"
+    noisy = [line for line in console.splitlines() if re.search(
+        r" INFO |Using Spark's default log4j profile|oneDNN custom operations|absl::InitializeLog|cpu_feature_guard", line)]
+    assert not noisy, "\n".join(noisy[:20])

@@ -8,7 +8,7 @@ import os
 import sys
 
 from conftest import REPO, dlbridge_jar
-from keras_helpers import digits_csv, example_accuracy, examples_jar, run, spark_submit
+from keras_helpers import digits_csv, example_accuracy, examples_jar, progress_epochs, run_process, spark_submit
 
 
 def check_accuracy(stdout: str, language: str) -> None:
@@ -22,15 +22,20 @@ def test_java_app(tmp_path) -> None:
 
 
 def test_spark_shell_script(tmp_path) -> None:
-    stdout = run([
+    """Also: spark-shell shows the per-epoch progress lines (its own log level is WARN)."""
+    done = run_process([
         os.path.join(os.environ["SPARK_HOME"], "bin", "spark-shell"), "--master", "local[2]",
         "--conf", "spark.ui.enabled=false", "--jars", f"{dlbridge_jar()},{examples_jar()}",
         "--conf", f"spark.driver.args={digits_csv()} {tmp_path / 'p'} 2",
         "-I", os.path.join(REPO, "examples", "spark-shell", "digits.scala"),
     ])
-    check_accuracy(stdout, "spark-shell")
+    check_accuracy(done.stdout, "spark-shell")
+    assert progress_epochs(done.stdout + done.stderr, "kerasEst_") == [(1, 2), (2, 2)], done.stderr[-3000:]
 
 
 def test_pyspark_script(tmp_path) -> None:
-    stdout = run([sys.executable, os.path.join(REPO, "examples", "python", "digits.py"), str(tmp_path / "p"), "2"])
-    check_accuracy(stdout, "PySpark")
+    """Also: the PySpark driver's console shows the per-epoch progress lines and no INFO log."""
+    done = run_process([sys.executable, os.path.join(REPO, "examples", "python", "digits.py"), str(tmp_path / "p"), "2"])
+    check_accuracy(done.stdout, "PySpark")
+    assert progress_epochs(done.stderr, "KerasEstimator_") == [(1, 2), (2, 2)], done.stderr[-3000:]
+    assert " INFO " not in done.stderr, done.stderr[-3000:]

@@ -9,7 +9,7 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import functions as F
 
 from dlbridge.ml import KerasEstimator, KerasModel
-from keras_helpers import digits_csv, spark_submit
+from keras_helpers import assert_quiet, digits_csv, progress_epochs, spark_submit, submit_process
 
 
 def pixels_frame(spark):  # type: ignore[no-untyped-def]
@@ -32,12 +32,17 @@ def assert_same_predictions(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 def test_scala_saved_pipeline_predicts_the_same_in_pyspark(spark, tmp_path) -> None:
-    stdout = spark_submit("dlbridge.examples.DigitsExample", digits_csv(), str(tmp_path / "scala-pipeline"), "2")
-    assert "dlbridge digits (Scala): test accuracy" in stdout
+    """Also the demo's console (the same app as dev/demo, with 2 epochs): its results on stdout, one
+    progress line per epoch on stderr, and no INFO log or TensorFlow notice."""
+    demo = submit_process("dlbridge.examples.DigitsExample", digits_csv(), str(tmp_path / "scala-pipeline"), "2")
+    assert "dlbridge digits (Scala): test accuracy" in demo.stdout
+    assert progress_epochs(demo.stderr, "kerasEst_") == [(1, 2), (2, 2)], demo.stderr[-3000:]
+    assert_quiet(demo.stdout + demo.stderr)
     data = pixels_frame(spark)
     data.write.parquet(str(tmp_path / "input"))
-    spark_submit("dlbridge.examples.PipelineRunner", str(tmp_path / "scala-pipeline"),
-                 str(tmp_path / "input"), str(tmp_path / "scala-output"))
+    runner = submit_process("dlbridge.examples.PipelineRunner", str(tmp_path / "scala-pipeline"),
+                            str(tmp_path / "input"), str(tmp_path / "scala-output"))
+    assert_quiet(runner.stdout + runner.stderr)
     loaded = PipelineModel.load(str(tmp_path / "scala-pipeline"))
     assert isinstance(loaded.stages[-1], KerasModel)
     python_out = probabilities(loaded.transform(spark.read.parquet(str(tmp_path / "input"))))

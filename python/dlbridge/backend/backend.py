@@ -90,9 +90,15 @@ class Backend:
         files = None if state is None else _python_files(state)
         return build_udf(self.spark, registration, params, files)._unwrapped._judf  # type: ignore[attr-defined]
 
-    def fit(self, function: str, params_json: str, dataset: Any, fit_id: str, initial_state: Any) -> Any:
-        """Runs the estimator's fit function on the DataFrame; returns its state as a Java map."""
+    def fit(self, function: str, params_json: str, dataset: Any, fit_id: str, initial_state: Any,
+            stage_uid: str) -> Any:
+        """Runs the estimator's fit function on the DataFrame; returns its state as a Java map.
+
+        The fit runs as the fit of the stage ``stage_uid`` (:func:`dlbridge.trainer.progress.stage`),
+        which names it in the trainer's progress lines and Spark job descriptions.
+        """
         from dlbridge.trainer.input_cache import named_views
+        from dlbridge.trainer.progress import stage
 
         registration = registry.lookup(function, "estimator")
         params = registration.validate(parse_params(function, params_json))
@@ -101,7 +107,7 @@ class Backend:
         if "initialState" in inspect.signature(fit).parameters:  # type: ignore[arg-type]
             kwargs["initialState"] = None if initial_state is None else _python_files(initial_state)
         what = f"{registration.what} (fit function {getattr(fit, '__qualname__', fit)})"
-        with named_views(fit_id):  # the JVM drops these views (and so uncaches them) after the fit
+        with named_views(fit_id), stage(stage_uid):  # the JVM drops the views (so uncaches them) after the fit
             try:
                 state = fit(DataFrame(dataset, self.spark), **kwargs)  # type: ignore[misc]
             except Exception as e:

@@ -91,10 +91,28 @@ def serve(gateway: JavaGateway) -> None:
     sys.stdin.buffer.read()  # blocks until the JVM closes our stdin or dies
 
 
+def forward_progress(prefix: str) -> None:
+    """Sends the trainer's progress lines (logger ``dlbridge.progress``) to the JVM driver's console.
+
+    Each goes to stdout as one line starting with ``prefix``; the JVM prints
+    such lines on its ``System.err`` (``dlbridge.python.OutputTail``), while
+    every other line of this process only reaches the JVM's log.
+    """
+    from dlbridge.trainer.progress import LOGGER_NAME
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(prefix + "%(message)s"))
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main() -> int:
     """Runs the companion; the exit code is 0 after a normal stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per call otherwise
+    forward_progress(os.environ.get("DLBRIDGE_CONSOLE_PREFIX", ""))
     if "DLBRIDGE_GATEWAY_PORT" not in os.environ or "DLBRIDGE_GATEWAY_SECRET" not in os.environ:
         log.error("dlbridge.backend is started by the dlbridge jar (it needs the gateway port and secret), not by hand.")
         return 2

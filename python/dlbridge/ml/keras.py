@@ -72,7 +72,9 @@ class _KerasParams(Params):
     validationFraction = _param("validationFraction", "fraction of rows held out for per-epoch validation, "
                                 "in [0, 1) (default: 0.0)", _F)
     seed = _param("seed", "random seed (default: 0)", _I)
-    verbose = _param("verbose", "0 silent, 1 a log line per epoch, 2 more (default: 1)", _I)
+    verbose = _param("verbose", "what fit prints on the driver's console: 0 nothing; 1 one line per epoch "
+                     "(epoch k/n, loss, validation metrics, samples/s, epoch time, ETA); 2 also a line when the "
+                     "input is cached and one with the training setup (default: 1)", _I)
     inferenceBatchSize = _param("inferenceBatchSize", "rows per model call during transform (default: 1024)", _I)
     inputShape = _param("inputShape", "shape each flat feature row is reshaped to, e.g. [28, 28, 1]; "
                         "empty keeps it flat (default: empty)", _LI)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from dlbridge.trainer import models, objectives, state, transport
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.options import TrainingOptions
+from dlbridge.trainer.progress import Progress
 from dlbridge.trainer.protocol import new_secret
 from dlbridge.trainer.server import ParameterServer, check_capacity
 from dlbridge.trainer.store import WeightStore
@@ -71,6 +72,13 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
     tasks stream their partition in mini-batches, compute gradients of the
     loss and exchange them with the server (``options.mode``). The cached
     input is released and the server stopped when ``fit`` returns or fails.
+
+    Each finished epoch prints one line on the driver's console
+    (``options.verbose``), and the Spark jobs of epoch k carry the job
+    description ``dlbridge fit <uid> epoch k/n`` (``<uid>``: the stage being
+    fitted, when ``fit`` runs inside a registered estimator's fit function;
+    the caller's description is restored afterwards). See
+    :mod:`dlbridge.trainer.progress`.
 
     Parameters
     ----------
@@ -141,15 +149,17 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
                         f"Received: label_col={label_col!r}")
     _check_slots(df.sparkSession, options)
     model = models.check_source(model, model_args, df)
+    progress = Progress(df.sparkSession.sparkContext, options.epochs, options.verbose)
     started = time.monotonic()
-    data = prepare(df, features_col, label_col, options)
+    with progress.jobs("preparing input"):
+        data = prepare(df, features_col, label_col, options)
     prepared = time.monotonic() - started
-    logger.log(logging.INFO if options.verbose else logging.DEBUG,
-               "dlbridge trainer: input read, checked and cached in %.1fs", prepared)
+    logger.debug("dlbridge trainer: input read, checked and cached in %.1fs", prepared)
+    progress.detail("input read, checked and cached in %.1fs", prepared)
     try:
         keras_model, objective = _setup(data, model, options, task)
         result = _train(df.sparkSession, data, keras_model, objective, options, timeout,
-                        models.factory_module(model))
+                        models.factory_module(model), progress)
         result.summary["prepare_seconds"] = prepared
         return result
     finally:
@@ -195,7 +205,7 @@ def _setup(data: PreparedData, source: Any, options: TrainingOptions, task: str 
 
 
 def _train(spark, data: PreparedData, model, objective, options: TrainingOptions, timeout: float,
-           factory_module: str | None) -> TrainingResult:
+           factory_module: str | None, progress: Progress) -> TrainingResult:
     model_json = models.config_json(model)
     packed_loss = None
     if objective.custom is not None:  # the user's loss travels only as these bytes (unpickled in the runtime)
@@ -218,10 +228,16 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
             from_logits=objective.from_logits, sparse=objective.sparse, options=options, timeout=timeout,
             pin=tls.fingerprint if tls else None, targets_are_features=data.label.from_features,
             custom_loss=packed_loss)
-        logger.info("dlbridge trainer: %s mode, %d workers, loss %s, %d parameters, server %s:%d",
-                    options.mode, options.numWorkers, objective.loss, store.num_params, host, server.port)
-        history = [_log_epoch(_epoch(data, spec, server, epoch, model), options)
-                   for epoch in range(1, options.epochs + 1)]
+        setup = ("%s mode, %d workers, loss %s, %d parameters, server %s:%d", options.mode, options.numWorkers,
+                 objective.loss, store.num_params, host, server.port)
+        logger.info("dlbridge trainer: " + setup[0], *setup[1:])
+        progress.detail(*setup)
+        progress.start_epochs()
+        history = []
+        for epoch in range(1, options.epochs + 1):
+            with progress.epoch_jobs(epoch):
+                history.append(_epoch(data, spec, server, epoch, model))
+            progress.epoch_done(history[-1])
         stats = dict(server.stats)
     finally:
         server.on_abort = None
@@ -311,14 +327,6 @@ def _driver_address(spark) -> tuple[str, str]:
     if not host:
         raise RuntimeError("spark.driver.host is not set; the parameter server cannot advertise its address.")
     return conf.get("spark.driver.bindAddress", host), host
-
-
-def _log_epoch(record: dict[str, Any], options: TrainingOptions) -> dict[str, Any]:
-    level = logging.INFO if options.verbose else logging.DEBUG
-    extra = "".join(f" - {k} {record[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in record)
-    logger.log(level, "epoch %d/%d - loss %.4f%s - %.0f samples/s - %.1fs", record["epoch"], options.epochs,
-               record["loss"], extra, record["samples_per_sec"], record["seconds"])
-    return record
 
 
 def _compile(model, objective, optimizer) -> None:

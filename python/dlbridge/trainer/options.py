@@ -72,8 +72,13 @@ class TrainingOptions:
     seed : int
         Seed of the validation split and of the shuffles. Defaults to ``0``.
     verbose : int
-        ``0`` logs epochs at DEBUG level, ``1`` or more at INFO.
-        Defaults to ``1``.
+        What :func:`dlbridge.trainer.fit` prints on the driver's console
+        (through the logger ``dlbridge.progress``, see
+        :mod:`dlbridge.trainer.progress`): ``0`` nothing; ``1`` one line per
+        epoch (epoch k/n, loss, validation metrics, samples/s, epoch time,
+        ETA); ``2`` or more also a line once the input is read, checked and
+        cached, and one with the training setup (mode, workers, loss,
+        parameters, server address). Defaults to ``1``.
     handleInvalid : str
         Rows whose features or label are null, or hold NaN, +/-inf or null
         elements: ``"error"`` fails before training, naming the column, the

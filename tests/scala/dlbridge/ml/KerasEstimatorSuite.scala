@@ -1,10 +1,16 @@
 package dlbridge.ml
 
+import java.io.{ByteArrayOutputStream, PrintStream}
+import java.nio.charset.StandardCharsets
 import java.nio.file.Files
+import java.util.concurrent.ConcurrentLinkedQueue
+
+import scala.jdk.CollectionConverters._
 
 import dlbridge.SparkSessionSuite
 
 import org.apache.spark.ml.{Pipeline, PipelineModel}
+import org.apache.spark.scheduler.{SparkListener, SparkListenerJobStart}
 import org.apache.spark.ml.evaluation.MulticlassClassificationEvaluator
 import org.apache.spark.ml.linalg.Vector
 import org.apache.spark.sql.DataFrame
@@ -78,9 +84,49 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
     assert(taken.getMessage.contains("predictionCol 'prediction' already exists"))
   }
 
-  test("inside a Pipeline, saved and loaded") {
-    val pipeline = new Pipeline().setStages(Array(estimator.setEpochs(2).setValidationFraction(0.1)))
-    val fitted = pipeline.fit(train)
+  /**
+   * Runs `body` with this JVM's System.err captured and the description of every job started
+   * recorded; waits (up to `waitMs`) until `done` holds for them, as both arrive asynchronously (the
+   * companion's output thread, the listener bus). Returns the captured lines and descriptions.
+   */
+  private def observed(waitMs: Long)(done: (Seq[String], Seq[String]) => Boolean)(body: => Unit)
+      : (Seq[String], Seq[String]) = {
+    val descriptions = new ConcurrentLinkedQueue[String]()
+    val listener = new SparkListener {
+      override def onJobStart(start: SparkListenerJobStart): Unit =
+        Option(start.properties).flatMap(p => Option(p.getProperty("spark.job.description"))).foreach(descriptions.add)
+    }
+    val captured = new ByteArrayOutputStream()
+    val original = System.err
+    def seen = (new String(captured.toByteArray, StandardCharsets.UTF_8).linesIterator.toList,
+      descriptions.asScala.toList)
+    spark.sparkContext.addSparkListener(listener)
+    System.setErr(new PrintStream(captured, true, "UTF-8"))
+    try {
+      body
+      val deadline = System.nanoTime() + waitMs * 1000000
+      while (!done.tupled(seen) && System.nanoTime() < deadline) Thread.sleep(100)
+      seen
+    } finally {
+      System.setErr(original)
+      spark.sparkContext.removeSparkListener(listener)
+    }
+  }
+
+  test("inside a Pipeline, saved and loaded; each epoch prints a progress line and describes its jobs") {
+    val stage = estimator.setEpochs(2).setValidationFraction(0.1)
+    val pipeline = new Pipeline().setStages(Array(stage))
+    val expected = Seq(1, 2).map(k => s"dlbridge fit ${stage.uid} epoch $k/2")
+    var fitted: PipelineModel = null
+    val (lines, descriptions) = observed(10000)((lines, descriptions) =>
+      expected.forall(e => lines.exists(_.startsWith(e)) && descriptions.contains(e))) {
+      fitted = pipeline.fit(train)
+    }
+    val progress = """dlbridge fit (\S+) epoch (\d)/2 - loss [\d.]+ - val_loss [\d.]+ - val_accuracy [\d.]+ - \d+ samples/s - [\d.]+s - ETA (?:\d+s|\d+m\d\ds|\d+h\d\dm)""".r
+    assert(lines.collect { case progress(uid, k) => (uid, k.toInt) } == Seq(stage.uid -> 1, stage.uid -> 2),
+      lines.mkString("\n"))
+    assert(expected.forall(descriptions.contains), descriptions.mkString("\n")) // training and validation jobs
+    assert(descriptions.contains(s"dlbridge fit ${stage.uid} preparing input"), descriptions.mkString("\n"))
     val summary = fitted.stages.head.asInstanceOf[KerasModel].summary
     assert(summary.metricNames.contains("val_loss") && summary.metricNames.contains("val_accuracy"),
       summary.metricNames.mkString(", "))
@@ -90,5 +136,12 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
     val loaded = PipelineModel.load(dir)
     assert(loaded.stages.head.isInstanceOf[KerasModel])
     assert(loaded.transform(heldOut).count() == heldOut.count())
+  }
+
+  test("verbose 0 prints no progress line; the jobs are still described") {
+    val quiet = new KerasEstimator().setHiddenLayers(Array(8)).setEpochs(1).setBatchSize(64).setVerbose(0)
+    val (lines, descriptions) = observed(2000)((_, _) => false)(quiet.fit(train))
+    assert(!lines.exists(_.contains("dlbridge fit")), lines.mkString("\n"))
+    assert(descriptions.contains(s"dlbridge fit ${quiet.uid} epoch 1/1"), descriptions.mkString("\n"))
   }
 }

@@ -52,7 +52,7 @@ class BridgeFailureSuite extends AnyFunSuite {
   test("a call longer than callTimeout on a responsive companion is not cut") {
     withSession(BridgeConf.CallTimeout -> "2s") { spark =>
       val state = PythonBridge.backend(spark).fit("sleep_then_fit", """{"seconds": 7}""", spark.range(1).toDF(),
-        "dlbridge_fit_timeout_test", null)
+        "dlbridge_fit_timeout_test", null, "timeoutTest")
       assert(new String(state.get("slept.json"), "UTF-8") == "7.0")
     }
   }

@@ -42,9 +42,11 @@ public interface PythonBackend {
    * ({@code .npy}, {@code .json}, raw bytes). Whatever the fit caches is registered as the temp
    * views {@code <fitId>_0}, {@code <fitId>_1}, ..., which the caller drops when the fit ends.
    * {@code initialState} (may be null) is passed to fit functions that declare {@code initialState}.
+   * {@code stageUid} is the uid of the JVM stage being fitted: the trainer names it in its progress
+   * lines and in the description of its Spark jobs ({@code dlbridge fit <uid> epoch k/n}).
    */
   java.util.Map<String, byte[]> fit(String function, String paramsJson, Object dataset, String fitId,
-      java.util.Map<String, byte[]> initialState);
+      java.util.Map<String, byte[]> initialState, String stageUid);
 
   /**
    * Checks, and completes with the estimator's loader if it has one, a model state of the registered

@@ -63,7 +63,7 @@ class KerasEstimator(override val uid: String)
     transformSchema(dataset.schema, logging = true)
     val start = if ($(modelFile).nonEmpty) Map("model.keras" -> KerasModelIO.readBytes($(modelFile), dataset.sparkSession))
       else Map.empty[String, Array[Byte]]
-    val state = PythonStages.fit(dataset, KerasModel.RegisteredName, paramsJson, start)
+    val state = PythonStages.fit(dataset, uid, KerasModel.RegisteredName, paramsJson, start)
     copyValues(KerasModel.fromState(uid, state).setParent(this))
   }
 

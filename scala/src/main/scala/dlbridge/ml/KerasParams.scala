@@ -109,8 +109,16 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
   /** Random seed for initialisation, shuffling and the validation split. Default: `0`. @group param */
   final val seed: IntParam = new IntParam(this, "seed", "random seed (default: 0)")
 
-  /** 0 silent, 1 one log line per epoch, 2 more detail. Default: `1`. @group param */
-  final val verbose: IntParam = new IntParam(this, "verbose", "0 silent, 1 a log line per epoch, 2 more (default: 1)",
+  /**
+   * What fit prints on the driver's console (`System.err` of a JVM driver, `sys.stderr` of a PySpark
+   * one): `0` nothing; `1` one line per epoch (epoch k/n, loss, validation metrics, samples/s, epoch
+   * time, ETA); `2` also a line once the input is read, checked and cached, and one with the
+   * training setup (mode, workers, loss, parameters, server address). Default: `1`. @group param
+   */
+  final val verbose: IntParam = new IntParam(this, "verbose",
+    "what fit prints on the driver's console: 0 nothing; 1 one line per epoch (epoch k/n, loss, validation " +
+      "metrics, samples/s, epoch time, ETA); 2 also a line when the input is cached and one with the training " +
+      "setup (default: 1)",
     ParamValidators.inRange(0, 2))
 
   // ---- inference ----

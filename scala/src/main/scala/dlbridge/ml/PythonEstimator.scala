@@ -104,7 +104,7 @@ class PythonEstimator(override val uid: String)
 
   override def fit(dataset: Dataset[_]): PythonModel = {
     transformSchema(dataset.schema, logging = true)
-    val state = PythonStages.fit(dataset, $(function), pythonParamsJson)
+    val state = PythonStages.fit(dataset, uid, $(function), pythonParamsJson)
     copyValues(new PythonModel(uid, state).setParent(this))
   }
 

@@ -33,15 +33,17 @@ private[ml] object PythonStages {
       if (estimator) "estimator" else "transformer", paramsJson))
 
   /**
-   * Runs the registered estimator's fit in Python on `dataset` and returns its state. What the fit
+   * Runs the registered estimator's fit in Python on `dataset`, as the fit of the stage `uid` (named
+   * in the trainer's progress lines and job descriptions), and returns its state. What the fit
    * cached is released however the fit ends, even when the Python backend died mid-fit.
    */
-  def fit(dataset: Dataset[_], function: String, paramsJson: String, initialState: State = Map.empty): State = {
+  def fit(dataset: Dataset[_], uid: String, function: String, paramsJson: String,
+      initialState: State = Map.empty): State = {
     val session = dataset.sparkSession
     val fitId = CachedInputViews.newName()
     try {
       val state = PythonBridge.backend(session).fit(function, paramsJson, dataset.toDF(), fitId,
-        if (initialState.isEmpty) null else initialState.asJava)
+        if (initialState.isEmpty) null else initialState.asJava, uid)
       state.asScala.toMap
     } finally CachedInputViews.release(session, fitId)
   }

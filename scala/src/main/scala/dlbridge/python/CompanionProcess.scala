@@ -113,6 +113,7 @@ private[dlbridge] object CompanionProcess {
     env.put("DLBRIDGE_GATEWAY_SECRET", secret)
     env.put("PYSPARK_PYTHON", executorPython)
     env.put("PYTHONUNBUFFERED", "1")
+    env.put(OutputTail.ConsolePrefixVariable, OutputTail.ConsolePrefix)
     builder.start()
   }
 

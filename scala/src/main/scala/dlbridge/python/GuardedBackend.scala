@@ -117,8 +117,8 @@ private[dlbridge] final class GuardedBackend(
     guard(s"buildUdf($function)")(inner.buildUdf(function, paramsJson, state))
 
   override def fit(function: String, paramsJson: String, dataset: AnyRef, fitId: String,
-      initialState: java.util.Map[String, Array[Byte]]): java.util.Map[String, Array[Byte]] =
-    guard(s"fit($function)")(inner.fit(function, paramsJson, dataset, fitId, initialState))
+      initialState: java.util.Map[String, Array[Byte]], stageUid: String): java.util.Map[String, Array[Byte]] =
+    guard(s"fit($function)")(inner.fit(function, paramsJson, dataset, fitId, initialState, stageUid))
 
   override def loadState(function: String, paramsJson: String,
       state: java.util.Map[String, Array[Byte]]): java.util.Map[String, Array[Byte]] =

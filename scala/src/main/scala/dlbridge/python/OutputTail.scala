@@ -8,8 +8,13 @@ import scala.collection.mutable
 import org.slf4j.LoggerFactory
 
 /**
- * Drains a child process's (merged) output on a daemon thread: every line is logged, and the last
- * `maxLines` are kept so that a failure can show them.
+ * Drains a child process's (merged) output on a daemon thread: every line is logged (at INFO), and
+ * the last `maxLines` are kept so that a failure can show them. A line that starts with
+ * [[OutputTail.ConsolePrefix]] is a line the child wants the person running the driver to see (the
+ * trainer's per-epoch progress): it is printed, without the prefix, on this JVM's `System.err`
+ * whatever the log configuration, like Spark's own console progress bar. `System.err` rather than
+ * `System.out`: it is status, not the application's result, so `app > results.txt` stays clean,
+ * and it is where Spark's console log and progress bar already go.
  */
 private[dlbridge] class OutputTail(stream: InputStream, name: String, maxLines: Int = 40) {
   private val log = LoggerFactory.getLogger(classOf[OutputTail])
@@ -24,7 +29,11 @@ private[dlbridge] class OutputTail(stream: InputStream, name: String, maxLines: 
     try {
       var line = reader.readLine()
       while (line != null) {
-        log.info(s"[$name] $line")
+        if (line.startsWith(OutputTail.ConsolePrefix)) {
+          line = line.substring(OutputTail.ConsolePrefix.length)
+          System.err.println(line)
+          log.debug(s"[$name] $line")
+        } else log.info(s"[$name] $line")
         lines.synchronized {
           lines.enqueue(line)
           if (lines.size > maxLines) lines.dequeue()
@@ -41,4 +50,16 @@ private[dlbridge] class OutputTail(stream: InputStream, name: String, maxLines: 
 
   /** The last lines seen, oldest first, newline-separated. */
   def text: String = lines.synchronized(lines.mkString("\n"))
+}
+
+private[dlbridge] object OutputTail {
+
+  /**
+   * Marks a child's output line for the driver's console. The JVM passes it to the companion in the
+   * environment variable [[ConsolePrefixVariable]], so it is defined here only.
+   */
+  val ConsolePrefix: String = "[dlbridge-console] "
+
+  /** The environment variable that tells the companion the [[ConsolePrefix]]. */
+  val ConsolePrefixVariable: String = "DLBRIDGE_CONSOLE_PREFIX"
 }
