@@ -4,11 +4,18 @@ Versions are pinned so that the driver, the companion backend and the
 executors' Python workers all agree with the Spark 4.3.0 jars the build
 compiles against (see ``build.sbt``).
 """
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The one version of dlbridge (build.sbt reads the same line for the jar).
+VERSION = re.search(r'^__version__ = "([^"]+)"$', Path(__file__).with_name("python").joinpath(
+    "dlbridge", "_version.py").read_text(), re.M).group(1)
 
 setup(
     name="dlbridge",
-    version="0.1.0",
+    version=VERSION,
     description="Deep-learning (TensorFlow 2 / Keras 3) stages for Spark ML in Scala, Java and PySpark",
     package_dir={"": "python"},
     packages=find_packages("python"),
@@ -25,6 +32,7 @@ setup(
         "cryptography==50.0.2",  # ephemeral TLS certificate of the parameter server (spark.ssl / network.crypto)
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "scikit-learn==1.9.1"],
+        "test": ["pytest==9.2.0", "scikit-learn==1.9.1",
+                 "venv-pack==0.2.0"],  # packs the wheel's virtualenv for spark.archives (test_package)
     },
 )

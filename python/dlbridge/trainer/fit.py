@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any, Sequence
 
+from dlbridge.executor_env import check_executors
 from dlbridge.trainer import models, objectives, state, transport
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.options import TrainingOptions
@@ -140,6 +141,7 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
         raise TypeError(f"label_col must be a column name, or None when the targets are the features. "
                         f"Received: label_col={label_col!r}")
     _check_slots(df.sparkSession, options)
+    check_executors(df.sparkSession, "dlbridge training")
     model = models.check_source(model, model_args, df)
     started = time.monotonic()
     data = prepare(df, features_col, label_col, options)
