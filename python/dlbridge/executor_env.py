@@ -7,6 +7,12 @@ any of that, :func:`check_executors` runs one small Spark job of one task per
 task slot; each task reports what its Python worker finds, and the fit stops
 with an error naming each executor that differs and what it lacks.
 
+An executor's interpreter and packages are fixed for its life (an archive in
+``spark.archives`` is unpacked when it starts), so the job runs only when the
+application's executors, or the interpreter PySpark starts on them, differ from
+those of the last check that passed: on the first fit, and after executors were
+added or replaced. Every other fit pays one look-up of the executor list.
+
 The probe reads ``dlbridge.__version__`` (a light import) and the installed
 distributions of TensorFlow and Keras from their package metadata, without
 importing them (importing TensorFlow takes seconds per Python worker). The
@@ -18,13 +24,20 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List
+from collections import OrderedDict
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 logger = logging.getLogger(__name__)
 
 # The packages the executors' Python workers need for a fit, by import name.
 PACKAGES = ("dlbridge", "tensorflow", "keras")
+
+# Application id -> (interpreter, executors) of its last check that passed; most recent last, bounded.
+_VERIFIED: "OrderedDict[str, Tuple[str, Tuple[str, ...]]]" = OrderedDict()
+_VERIFIED_APPS = 8
+_lock = threading.Lock()
 
 
 def _describer() -> Callable[[], Dict[str, Any]]:
@@ -134,8 +147,18 @@ def mismatches(expected: Dict[str, Any], reports: List[Dict[str, Any]]) -> List[
     return lines
 
 
+def _executors(spark: Any) -> Tuple[str, Tuple[str, ...]]:
+    """The interpreter PySpark starts on the executors and the executors' addresses (the driver's included)."""
+    sc = spark.sparkContext
+    infos = sc._jsc.sc().statusTracker().getExecutorInfos()
+    return str(sc.pythonExec), tuple(sorted(f"{info.host()}:{info.port()}" for info in infos))
+
+
 def check_executors(spark: Any, what: str = "the fit") -> None:
     """Raises ``RuntimeError`` unless every executor's Python has the driver's dlbridge, TensorFlow and Keras.
+
+    Runs the check job unless the application's executors and their
+    interpreter are those of its last check that passed.
 
     Parameters
     ----------
@@ -150,11 +173,21 @@ def check_executors(spark: Any, what: str = "the fit") -> None:
         Naming each executor that differs (id, host, interpreter, working
         directory), what it lacks or has instead, and the fix.
     """
+    app, executors = spark.sparkContext.applicationId, _executors(spark)
+    with _lock:
+        if _VERIFIED.get(app) == executors:
+            _VERIFIED.move_to_end(app)
+            return
     started = time.monotonic()
     expected = driver_environment()["packages"]
     lines = mismatches(expected, executor_environments(spark))
     logger.debug("dlbridge: executors' Python packages checked in %.3fs", time.monotonic() - started)
     if not lines:
+        with _lock:
+            _VERIFIED[app] = executors
+            _VERIFIED.move_to_end(app)
+            while len(_VERIFIED) > _VERIFIED_APPS:
+                _VERIFIED.popitem(last=False)
         return
     wanted = ", ".join(f"{p} {expected.get(p)}" for p in PACKAGES)
     raise RuntimeError(

@@ -21,12 +21,16 @@ from typing import Any, Dict, Iterator
 import pytest
 
 import dlbridge
+from dlbridge.executor_env import mismatches
 from standalone import StandaloneCluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 DRIVER = os.path.join(HERE, "package_driver.py")
 TIMEOUT = 900  # pip install of TensorFlow and pyspark on two busy cores, or a cluster fit with JVM starts
+# What the executors never use: pyspark's jars (they run Spark's own) and TensorFlow's C++ headers.
+PACK_EXCLUDES = ["--exclude", "lib/python*/site-packages/pyspark/jars/*",
+                 "--exclude", "lib/python*/site-packages/tensorflow/include/*"]
 CLUSTER_CONF = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
                 "spark.executor.memory": "1g", "spark.executor.cores": "1", "spark.cores.max": "2",
                 "spark.task.maxFailures": "1", "spark.ui.enabled": "false", "spark.python.worker.reuse": "true"}
@@ -64,22 +68,29 @@ def wheel(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def venv(wheel, tmp_path_factory) -> str:
+def venv(wheel, tmp_path_factory) -> Iterator[str]:
     """A fresh virtualenv with the wheel pip-installed (its dependencies from the registry or pip's cache)."""
     root = str(tmp_path_factory.mktemp("wheel-venv") / "venv")
-    _run([sys.executable, "-m", "venv", root])
-    _run([os.path.join(root, "bin", "pip"), "install", "--quiet", "--disable-pip-version-check", wheel],
-         env=_clean_env())
-    return root
+    try:
+        _run([sys.executable, "-m", "venv", root])
+        _run([os.path.join(root, "bin", "pip"), "install", "--quiet", "--disable-pip-version-check", wheel],
+             env=_clean_env())
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # 2 GB, mostly TensorFlow
 
 
 @pytest.fixture(scope="module")
-def archive(venv, tmp_path_factory) -> str:
-    """The wheel's virtualenv packed by venv-pack (pyspark's jars left out: executors have Spark's own)."""
-    path = str(tmp_path_factory.mktemp("archive") / "dlbridge-venv.tar.gz")
-    _run([os.path.join(os.path.dirname(sys.executable), "venv-pack"), "--prefix", venv, "--output", path,
-          "--compress-level", "1", "--quiet", "--exclude", "lib/python*/site-packages/pyspark/jars/*"])
-    return path
+def archive(venv, tmp_path_factory) -> Iterator[str]:
+    """The wheel's virtualenv packed by venv-pack, as the README says, but as a plain .tar (Spark unpacks
+    it too) because gzip costs a minute each way on two cores for a local test."""
+    path = str(tmp_path_factory.mktemp("archive") / "dlbridge-venv.tar")
+    try:
+        _run([os.path.join(os.path.dirname(sys.executable), "venv-pack"), "--prefix", venv, "--output", path,
+              "--quiet", *PACK_EXCLUDES])
+        yield path
+    finally:
+        os.remove(path)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +101,18 @@ def cluster() -> Iterator[StandaloneCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+def test_mismatches_name_each_executor_and_what_it_differs_in() -> None:
+    driver = {"dlbridge": "0.1.0", "tensorflow": "2.21.0", "keras": "3.15.1"}
+    same = {"packages": dict(driver), "host": "h1", "python": "/w/0/env/bin/python", "workdir": "/w/0",
+            "executor": "0"}
+    other = {"packages": {"dlbridge": "0.0.1", "tensorflow": None, "keras": "cannot be imported (ImportError: x)"},
+             "host": "h2", "python": "/usr/bin/python3", "workdir": "/w/1", "executor": None}
+    assert mismatches(driver, [same, other]) == [
+        "an executor on host h2 (Python /usr/bin/python3, working directory /w/1): dlbridge version 0.0.1 (the "
+        "driver has 0.1.0); tensorflow not installed (the driver has 2.21.0); keras cannot be imported "
+        "(ImportError: x) (the driver has 3.15.1)"]
 
 
 def test_the_wheel_carries_the_jar_of_its_version(wheel, venv) -> None:
