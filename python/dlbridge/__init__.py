@@ -76,7 +76,10 @@ def spark_session(master: str | None = None, app_name: str | None = None,
 
     Examples
     --------
-    >>> spark = dlbridge.spark_session("local[2]", conf={"spark.ui.enabled": "false"})  # doctest: +SKIP
+    A session on a standalone cluster whose executors run a packed virtualenv::
+
+        spark = dlbridge.spark_session("spark://master:7077", conf={
+            "spark.archives": "dlbridge-env.tar.gz#env", "spark.pyspark.python": "./env/bin/python"})
     """
     from pyspark import SparkContext
     from pyspark.sql import SparkSession

@@ -82,12 +82,13 @@ def venv(wheel, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def archive(venv, tmp_path_factory) -> Iterator[str]:
-    """The wheel's virtualenv packed by venv-pack, as the README says, but as a plain .tar (Spark unpacks
-    it too) because gzip costs a minute each way on two cores for a local test."""
-    path = str(tmp_path_factory.mktemp("archive") / "dlbridge-venv.tar")
+    """The wheel's virtualenv packed by venv-pack, as the README says, but not compressed (gzip level 0):
+    compression costs a minute each way on two cores, and the archive only crosses loopback. (A plain .tar
+    would not do: Spark unpacks it with Java, which refuses the venv's link to its base interpreter.)"""
+    path = str(tmp_path_factory.mktemp("archive") / "dlbridge-venv.tar.gz")
     try:
         _run([os.path.join(os.path.dirname(sys.executable), "venv-pack"), "--prefix", venv, "--output", path,
-              "--quiet", *PACK_EXCLUDES])
+              "--compress-level", "0", "--quiet", *PACK_EXCLUDES])
         yield path
     finally:
         os.remove(path)

@@ -141,8 +141,8 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
         raise TypeError(f"label_col must be a column name, or None when the targets are the features. "
                         f"Received: label_col={label_col!r}")
     _check_slots(df.sparkSession, options)
-    check_executors(df.sparkSession, "dlbridge training")
     model = models.check_source(model, model_args, df)
+    check_executors(df.sparkSession, "dlbridge training")  # the first Spark job of a fit
     started = time.monotonic()
     data = prepare(df, features_col, label_col, options)
     prepared = time.monotonic() - started
