@@ -44,11 +44,10 @@ def _run(args: list, env: Dict[str, str] | None = None, cwd: str | None = None) 
     return done.stdout
 
 
-def _clean_env(**extra: str) -> Dict[str, str]:
+def _clean_env() -> Dict[str, str]:
     """This environment without what points at this checkout's Python side (dev/env.sh sets them)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "SPARK_HOME", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV")}
-    return {**env, **extra}
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "SPARK_HOME", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV")}
 
 
 def _driver(python: str, args: list, env: Dict[str, str]) -> Dict[str, Any]:
