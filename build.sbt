@@ -7,7 +7,13 @@
 import java.io.File
 
 ThisBuild / organization := "io.dlbridge"
-ThisBuild / version := "0.1.0"
+// The one version of dlbridge is written in python/dlbridge/_version.py; setup.py reads the same line.
+ThisBuild / version := {
+  val file = (ThisBuild / baseDirectory).value / "python" / "dlbridge" / "_version.py"
+  val line = """(?m)^__version__ = "([^"]+)"$""".r
+  line.findFirstMatchIn(IO.read(file)).map(_.group(1))
+    .getOrElse(sys.error(s"$file has no line of the form: __version__ = <quoted version>"))
+}
 ThisBuild / scalaVersion := "2.13.18"
 
 lazy val sparkJars = settingKey[File]("Directory of the Spark 4.3.0 jars (from $SPARK_HOME/jars)")
@@ -71,7 +77,13 @@ lazy val root = (project in file("."))
         baseDirectory.value / "python")
         .map(_.getAbsolutePath) ++ sys.env.get("PYTHONPATH")).mkString(File.pathSeparator)
     ),
-    Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oDF")
+    Test / testOptions += Tests.Argument(TestFrameworks.ScalaTest, "-oDF"),
+    // The jar knows its own version at run time (dlbridge.DlbridgeVersion), for the check against the Python package.
+    Compile / resourceGenerators += Def.task {
+      val out = (Compile / resourceManaged).value / "dlbridge" / "version.properties"
+      IO.write(out, s"version=${version.value}\n")
+      Seq(out)
+    }.taskValue
   )
 
 /** The example apps (Scala, Java), packaged as their own jar; run by dev/demo and the test suite. */

@@ -10,3 +10,5 @@ export PYSPARK_DRIVER_PYTHON="$root/.venv/bin/python"
 export PATH="$root/.venv/bin:$PATH"
 # This checkout's sources win over any other installed copy (e.g. a second git worktree's editable install).
 export PYTHONPATH="$root/python${PYTHONPATH:+:$PYTHONPATH}"
+# The one version of dlbridge (setup.py and build.sbt read the same line).
+export DLBRIDGE_VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/python/dlbridge/_version.py")

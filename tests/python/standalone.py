@@ -15,7 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import pytest
 
@@ -34,9 +34,13 @@ class StandaloneCluster:
         Number of worker daemons. Defaults to ``2``.
     memory : str
         Memory each worker offers to executors. Defaults to ``"3g"``.
+    environ : mapping, optional
+        Environment of the daemons, and so of the executors they launch. Defaults to
+        ``None``: this process's ``os.environ``.
     """
 
-    def __init__(self, workers: int = 2, memory: str = "3g") -> None:
+    def __init__(self, workers: int = 2, memory: str = "3g", environ: Mapping[str, str] | None = None) -> None:
+        self.environ = dict(os.environ if environ is None else environ)
         self.root = tempfile.mkdtemp(prefix="dlbridge-standalone-")
         self.processes: list[subprocess.Popen] = []
         self.master_url = ""
@@ -56,14 +60,14 @@ class StandaloneCluster:
             raise
 
     def _launch(self, name: str, main_class: str, *args: str, local_dirs: str | None = None) -> subprocess.Popen:
-        env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_LOG_DIR=self.root, SPARK_NO_DAEMONIZE="1",
+        env = dict(self.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_LOG_DIR=self.root, SPARK_NO_DAEMONIZE="1",
                    SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false",
                    SPARK_WORKER_OPTS="-Dspark.worker.cleanup.enabled=false")
         if local_dirs:
             env["SPARK_LOCAL_DIRS"] = local_dirs  # executors' block managers and shuffle files
         log = open(self._log_path(name), "wb")
         try:
-            process = subprocess.Popen([os.path.join(os.environ["SPARK_HOME"], "bin", "spark-class"), main_class,
+            process = subprocess.Popen([os.path.join(env["SPARK_HOME"], "bin", "spark-class"), main_class,
                                         *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        env=env, cwd=self.root, start_new_session=True)
         finally:

@@ -11,7 +11,7 @@ from typing import Any, Dict, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 
-from dlbridge import registry
+from dlbridge import __version__, registry
 from dlbridge import state as model_state
 from dlbridge.backend.udfs import build_udf
 from dlbridge.registry import call_kwargs
@@ -75,7 +75,8 @@ class Backend:
         self.spark = spark
 
     def info(self) -> str:
-        return json.dumps({"pid": os.getpid(), "python": sys.version.split()[0], "executable": sys.executable})
+        return json.dumps({"pid": os.getpid(), "python": sys.version.split()[0], "executable": sys.executable,
+                           "dlbridge": __version__})
 
     def registeredNames(self) -> str:  # noqa: N802 (Java interface)
         return json.dumps(registry.registered_names())

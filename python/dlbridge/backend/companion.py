@@ -72,20 +72,22 @@ def connect() -> JavaGateway:
 
 
 def serve(gateway: JavaGateway) -> None:
-    """Wraps the JVM's Spark objects, registers the backend, blocks until stdin closes."""
+    """Checks the jar's version, wraps the JVM's Spark objects, registers the backend, blocks until stdin closes."""
     from pyspark.sql import SparkSession
 
     from dlbridge.backend.backend import Backend, import_modules
+    from dlbridge.versions import check_jar
 
     entry = gateway.entry_point
     try:
+        check_jar(gateway.jvm)
         jsc = entry.javaSparkContext()
         sc = BorrowedSparkContext(gateway=gateway, jsc=jsc, conf=SparkConf(_jconf=jsc.sc().conf()))
         spark = SparkSession(sc, jsparkSession=entry.sparkSession())
         import_modules(entry.modules(), sc.getConf().get("spark.submit.pyFiles", ""))
         entry.register(Backend(spark))
-    except BaseException:
-        entry.fail(traceback.format_exc())
+    except BaseException as e:
+        entry.fail(f"{type(e).__name__}: {e}\n\nPython traceback:\n{traceback.format_exc()}")
         raise
     log.info("dlbridge backend ready (pid %d)", os.getpid())
     sys.stdin.buffer.read()  # blocks until the JVM closes our stdin or dies

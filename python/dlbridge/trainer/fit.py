@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any, Sequence
 
+from dlbridge.executor_env import check_executors
 from dlbridge.trainer import models, objectives, state, transport
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.options import TrainingOptions
@@ -149,6 +150,7 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
                         f"Received: label_col={label_col!r}")
     _check_slots(df.sparkSession, options)
     model = models.check_source(model, model_args, df)
+    check_executors(df.sparkSession, "dlbridge training")  # the first Spark job of a fit
     progress = Progress(df.sparkSession.sparkContext, options.epochs, options.verbose)
     started = time.monotonic()
     with progress.jobs("preparing input"):

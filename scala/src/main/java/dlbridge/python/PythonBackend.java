@@ -11,7 +11,7 @@ package dlbridge.python;
  */
 public interface PythonBackend {
 
-  /** A JSON object describing the Python process: {@code {"pid": .., "python": .., "executable": ..}}. */
+  /** A JSON object describing the Python process: {@code {"pid": .., "python": .., "executable": .., "dlbridge": ..}}. */
   String info();
 
   /** The names of all registered Python stages, as a JSON array of strings, sorted. */

@@ -167,7 +167,7 @@ object KerasModel extends MLReadable[KerasModel] {
   private[ml] class KerasModelWriter(instance: KerasModel) extends MLWriter {
     override protected def saveImpl(path: String): Unit = {
       instance.requireNetwork()
-      SparkShims.saveMetadata(instance, path, sparkSession, ("format" -> "keras-v3") ~ ("dlbridgeVersion" -> "0.1.0"))
+      SparkShims.saveMetadata(instance, path, sparkSession, ("format" -> "keras-v3") ~ ("dlbridgeVersion" -> dlbridge.DlbridgeVersion.version))
       PythonStages.saveState(instance.state, s"$path/data", sparkSession)
     }
   }

@@ -82,7 +82,7 @@ object PythonModel extends MLReadable[PythonModel] {
   private class PythonModelWriter(instance: PythonModel) extends MLWriter {
     override protected def saveImpl(path: String): Unit = {
       SparkShims.saveMetadata(instance, path, sparkSession, ("format" -> "dlbridge-state-v1") ~
-        ("dlbridgeVersion" -> "0.1.0"))
+        ("dlbridgeVersion" -> dlbridge.DlbridgeVersion.version))
       PythonStages.saveState(instance.state, s"$path/data", sparkSession)
     }
   }
