@@ -110,6 +110,10 @@ def _state_broadcast(spark: SparkSession, digest: str, files: Dict[str, bytes]) 
             _BROADCASTS.move_to_end(key)
             return _BROADCASTS[key][1]
         broadcast = sc.broadcast(files)
+        # PySpark deletes a broadcast's driver-side file only in destroy(); let the JVM delete it once
+        # Spark's ContextCleaner has cleaned the broadcast (no plan or Python object holds it).
+        sc._jvm.org.apache.spark.ml.dlbridge.SparkShims.deleteWhenBroadcastCleaned(
+            sc._jsc.sc(), broadcast._jbroadcast.id(), broadcast._path)
         _BROADCASTS[key] = (sc, broadcast)
         while len(_BROADCASTS) > _BROADCASTS_KEPT:  # forgotten here only: the UDFs holding one keep it
             _BROADCASTS.popitem(last=False)

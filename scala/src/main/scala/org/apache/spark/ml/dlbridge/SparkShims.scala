@@ -1,5 +1,11 @@
 package org.apache.spark.ml.dlbridge
 
+import java.nio.file.{Files, Paths}
+import java.util.concurrent.ConcurrentHashMap
+
+import scala.util.control.NonFatal
+
+import org.apache.spark.{CleanerListener, ContextCleaner, SparkContext}
 import org.apache.spark.ml.param.Params
 import org.apache.spark.ml.util.{DefaultParamsReader, DefaultParamsWriter, ReadWriteUtils}
 import org.apache.spark.sql.SparkSession
@@ -40,4 +46,37 @@ object SparkShims {
   /** The uid saved in `path/metadata` (to construct the instance before setting params). */
   def savedUid(path: String, session: SparkSession, expectedClassName: String): String =
     DefaultParamsReader.loadMetadata(path, session, expectedClassName).uid
+
+  /**
+   * Deletes the driver-side file `path` of PySpark broadcast `broadcastId` once Spark's
+   * ContextCleaner has cleaned that broadcast, i.e. once no Python object and no plan refers to it
+   * any more. PySpark writes every broadcast's value to such a file and removes it only in
+   * `Broadcast.destroy()`, which nothing may call while a lazily built plan could still read it.
+   * Without a cleaner (`spark.cleaner.referenceTracking=false`) the file stays until `sc` stops.
+   */
+  def deleteWhenBroadcastCleaned(sc: SparkContext, broadcastId: Long, path: String): Unit =
+    sc.cleaner.foreach(cleaner => BroadcastFiles.of(cleaner).put(broadcastId, path))
+
+  /** Per ContextCleaner, the files to delete by broadcast id, and the one listener that deletes them. */
+  private object BroadcastFiles {
+    private val byCleaner = new java.util.WeakHashMap[ContextCleaner, ConcurrentHashMap[Long, String]]()
+
+    def of(cleaner: ContextCleaner): ConcurrentHashMap[Long, String] = byCleaner.synchronized {
+      Option(byCleaner.get(cleaner)).getOrElse {
+        val files = new ConcurrentHashMap[Long, String]()
+        cleaner.attachListener(new CleanerListener {
+          override def broadcastCleaned(broadcastId: Long): Unit = Option(files.remove(broadcastId)).foreach { path =>
+            try Files.deleteIfExists(Paths.get(path))
+            catch { case NonFatal(_) => () } // the context's own temp dir removal gets it at stop
+          }
+          override def rddCleaned(rddId: Int): Unit = ()
+          override def shuffleCleaned(shuffleId: Int): Unit = ()
+          override def accumCleaned(accId: Long): Unit = ()
+          override def checkpointCleaned(rddId: Long): Unit = ()
+        })
+        byCleaner.put(cleaner, files)
+        files
+      }
+    }
+  }
 }
