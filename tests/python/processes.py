@@ -123,19 +123,20 @@ def open_fds(pid: int) -> int:
 
 
 class EpochWatcher(logging.Handler):
-    """Watches the trainer's per-epoch log lines (``epoch N/M``) of fits running in this process."""
+    """Watches the trainer's per-epoch progress lines (``<uid> epoch N/M - loss ...`` on the
+    ``dlbridge.progress`` logger) of fits running in this process (fits with verbose >= 1)."""
 
-    PATTERN = re.compile(r"^epoch (\d+)/\d+")
+    PATTERN = re.compile(r"\bepoch (\d+)/\d+ - loss")
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.finished = 0
         self._changed = threading.Condition()
-        self._logger = logging.getLogger("dlbridge.trainer")
+        self._logger = logging.getLogger("dlbridge.progress")
         self._level = self._logger.level
 
     def emit(self, record: logging.LogRecord) -> None:
-        match = self.PATTERN.match(record.getMessage())
+        match = self.PATTERN.search(record.getMessage())
         if match:
             with self._changed:
                 self.finished = max(self.finished, int(match.group(1)))
