@@ -10,12 +10,13 @@ TensorFlow was already initialised, the pools it has are kept and logged.
 Logs: when :func:`configure` is the first to import TensorFlow in a process
 (on the executors' Python workers: the first training step or model load) and
 ``TF_CPP_MIN_LOG_LEVEL`` is not set, it sets ``TF_CPP_MIN_LOG_LEVEL=2``
-(TensorFlow's C++ INFO and WARNING messages hidden, errors shown) and applies
-the same level to the notices TensorFlow 2.21 prints while it is imported,
-which ignore that variable ("oneDNN custom operations are on", absl's "All log
-messages before absl::InitializeLog()"). A user who sets
-``TF_CPP_MIN_LOG_LEVEL`` (e.g. ``spark.executorEnv.TF_CPP_MIN_LOG_LEVEL=0``)
-gets exactly TensorFlow's own behaviour.
+(TensorFlow's C++ INFO and WARNING messages hidden, errors shown). Whatever the
+level in effect (set here or by the user, e.g.
+``spark.executorEnv.TF_CPP_MIN_LOG_LEVEL=0``), it is also applied to the
+notices TensorFlow 2.21 prints while it is imported, which ignore that
+variable: at 1 or more its INFO lines ("oneDNN custom operations are on") are
+dropped, at 2 or more also its WARNING lines (absl's "All log messages before
+absl::InitializeLog()"). At 0 TensorFlow prints everything, as it would alone.
 """
 from __future__ import annotations
 
@@ -75,26 +76,42 @@ def _task_cpus() -> int:
     return max(1, int(context.cpus())) if context is not None else (os.cpu_count() or 1)
 
 
-# absl's INFO / WARNING lines ("I0000 00:00:1796131475.616451 8356 port.cc:153] ...") and its notice
-# about logging before absl::InitializeLog(): what TF_CPP_MIN_LOG_LEVEL=2 would hide.
-_HIDDEN_AT_LEVEL_2 = re.compile(r"^(?:[IW]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl::InitializeLog\(\))")
+# absl's INFO lines ("I0000 00:00:1796131475.616451 8356 port.cc:153] ..."): hidden at level 1 and up;
+# its WARNING lines and its notice about logging before absl::InitializeLog(): hidden at level 2 and up.
+_HIDDEN_AT_LEVEL = {
+    1: re.compile(r"^I\d{4} \d\d:\d\d:\d\d"),
+    2: re.compile(r"^(?:[IW]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl::InitializeLog\(\))"),
+}
 
 
 def _import_tensorflow() -> Any:
     """Imports TensorFlow under the log policy of this module (see its docstring)."""
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "tensorflow" in sys.modules:
         import tensorflow as tf
 
         return tf
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    with _stderr_without_notices():
+    level = _log_level(os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2"))
+    if level == 0:
+        import tensorflow as tf
+
+        return tf
+    with _stderr_without(_HIDDEN_AT_LEVEL[level]):
         import tensorflow as tf
     return tf
 
 
+def _log_level(value: str) -> int:
+    """``TF_CPP_MIN_LOG_LEVEL`` as TensorFlow reads it, capped at 2 (3 only hides errors too, which
+    the import prints none of); a value that is not a number counts as 0, TensorFlow's default."""
+    try:
+        return min(2, max(0, int(value)))
+    except ValueError:
+        return 0
+
+
 @contextlib.contextmanager
-def _stderr_without_notices() -> Iterator[None]:
-    """Captures file descriptor 2 for the body, then writes back every line but absl's INFO/WARNING ones.
+def _stderr_without(hidden: re.Pattern[str]) -> Iterator[None]:
+    """Captures file descriptor 2 for the body, then writes back every line but those ``hidden`` matches.
 
     Nothing else is lost: other output of the body (errors, other threads' lines)
     reaches stderr when the body ends. If descriptor 2 cannot be redirected, the
@@ -116,7 +133,7 @@ def _stderr_without_notices() -> Iterator[None]:
             os.close(saved)
             captured.seek(0)
             lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not _HIDDEN_AT_LEVEL_2.match(line))
+            kept = "".join(line for line in lines if not hidden.match(line))
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()

@@ -40,10 +40,18 @@ def test_first_call_sizes_the_pools_and_later_calls_change_nothing() -> None:
     assert not any(notice in result.stderr for notice in IMPORT_NOTICES), result.stderr[-2000:]
 
 
-def test_a_log_level_the_user_set_is_left_to_tensorflow() -> None:
+def test_level_0_set_by_the_user_shows_every_notice() -> None:
     result = run(FRESH, TF_CPP_MIN_LOG_LEVEL="0")
     assert result.stdout.split() == ["3", "3", "3", "1"], result.stderr[-2000:]
     assert all(notice in result.stderr for notice in IMPORT_NOTICES), result.stderr[-2000:]
+
+
+def test_a_level_the_user_set_also_applies_to_the_import_notices() -> None:
+    """TensorFlow ignores TF_CPP_MIN_LOG_LEVEL for its import notices; dlbridge applies it to them."""
+    info_hidden = run(FRESH, TF_CPP_MIN_LOG_LEVEL="1").stderr
+    assert "oneDNN custom operations are on" not in info_hidden and "absl::InitializeLog" in info_hidden, info_hidden
+    warnings_hidden = run(FRESH, TF_CPP_MIN_LOG_LEVEL="2").stderr
+    assert not any(notice in warnings_hidden for notice in IMPORT_NOTICES), warnings_hidden[-2000:]
 
 
 def test_tensorflow_already_running_keeps_its_pools_and_says_so() -> None:
