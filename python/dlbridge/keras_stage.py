@@ -5,7 +5,8 @@ Scala's ``KerasEstimator`` / ``KerasModel`` reach Python the way every
 with every stage param (set or default, by its Scala name) as the params.
 
 * fit trains with :mod:`dlbridge.trainer` and returns the state
-  ``{"model.keras": <Keras v3 archive>, "summary": {history, inputShape, outputShape}}``,
+  ``{"model.keras": <Keras v3 archive>, "summary": {history, inputShape, outputShape}}`` (plus
+  ``bestEpoch`` and ``stoppedEpoch`` in the summary with ``earlyStoppingPatience``),
   saved by the JVM as ``data/model.keras`` and ``data/summary.json``, the layout
   of every saved KerasModel;
 * the loader completes the state of a ``.keras`` file trained elsewhere;
@@ -29,6 +30,7 @@ from dlbridge.registry import register_estimator
 _TRAINING_OPTIONS = (
     "mode", "epochs", "batchSize", "numWorkers", "optimizer", "optimizerOptions", "loss",
     "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose", "handleInvalid",
+    "metrics", "earlyStoppingPatience", "tensorboardDir",  # per-epoch options (KerasEpochParams)
 )
 
 
@@ -86,8 +88,15 @@ def fit(df: DataFrame, initialState: Dict[str, bytes] | None = None, **params: A
     source = _model_source(params, start, df)
     options = TrainingOptions(**{name: params[name] for name in _TRAINING_OPTIONS})
     result = train(df, params["featuresCol"], params["labelCol"], source, options=options, task=params["task"])
-    summary = {"history": strict_json_values(result.history), **shapes(result.model)}
+    summary = {"history": strict_json_values(result.history), **shapes(result.model), **_early_stopping(result)}
     return {"model.keras": model_to_bytes(result.model), "summary": summary}
+
+
+def _early_stopping(result: Any) -> Dict[str, int]:
+    """``bestEpoch`` / ``stoppedEpoch`` of a fit with ``earlyStoppingPatience`` (empty without it)."""
+    if "best_epoch" not in result.summary:
+        return {}
+    return {"bestEpoch": result.summary["best_epoch"], "stoppedEpoch": result.summary["stopped_epoch"]}
 
 
 def strict_json_values(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -63,7 +63,10 @@ class _KerasParams(Params):
     numWorkers = _param("numWorkers", "data-parallel workers (partitions) used for training (default: 2)", _I)
     optimizer = _param("optimizer", "Keras optimizer name, e.g. adam, sgd, rmsprop (default: adam)", _S)
     optimizerOptions = _param("optimizerOptions", "optimizer options as a JSON object, e.g. "
-                              "{\"learning_rate\": 0.001} (default: {})", to_json_object)
+                              "{\"learning_rate\": 0.001}; learning_rate may be a Keras schedule "
+                              "{\"class_name\": \"ExponentialDecay\", \"config\": {...}} of "
+                              "keras.optimizers.schedules, applied by the parameter server per step (default: {})",
+                              to_json_object)
     loss = _param("loss", "Keras loss name; empty chooses from the label column and task (default: empty)", _S)
     stepsPerSync = _param("stepsPerSync", "local mini-batch steps between exchanges with the parameter server; "
                           "above 1 a worker sends its weight change every k steps, which cuts traffic and "
@@ -81,6 +84,16 @@ class _KerasParams(Params):
     handleInvalid = _param("handleInvalid", "how to handle rows whose features or label are null or hold NaN, "
                            "+/-inf or null elements: 'error' fails naming the column, what was found and the fix; "
                            "'skip' drops those rows, in fit and in transform (default: error)", _S)
+    # ---- per-epoch options (Scala's KerasEpochParams) ----
+    metrics = _param("metrics", "Keras metric names (e.g. accuracy, auc, precision, recall, mae, mse) computed each "
+                     "epoch on the validation split and reported as val_<name>; needs validationFraction > 0 "
+                     "(default: empty)", TypeConverters.toListString)
+    earlyStoppingPatience = _param("earlyStoppingPatience", "stop when val_loss has not improved for this many "
+                                   "epochs and keep the best epoch's weights; 0 never stops early; needs "
+                                   "validationFraction > 0 (default: 0)", _I)
+    tensorboardDir = _param("tensorboardDir", "directory (any Hadoop FS path) for TensorBoard event files of the "
+                            "per-epoch loss and metrics, updated after every epoch; empty writes none "
+                            "(default: empty)", _S)
 
     DEFAULTS: Dict[str, Any] = dict(
         featuresCol="features", labelCol="label", predictionCol="prediction", probabilityCol="probability",
@@ -89,6 +102,7 @@ class _KerasParams(Params):
         optimizer="adam", optimizerOptions="{}", loss="", stepsPerSync=1, shuffle=True,
         validationFraction=0.0, seed=0, verbose=1, inferenceBatchSize=1024, inputShape=[],
         handleInvalid="error",
+        metrics=[], earlyStoppingPatience=0, tensorboardDir="",  # per-epoch options
     )
 
     def __init__(self, *args: Any) -> None:
@@ -142,7 +156,9 @@ class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, JavaMLReadable
                  optimizerOptions: _Json = "{}", loss: str = "", stepsPerSync: int = 1, shuffle: bool = True,
                  validationFraction: float = 0.0, seed: int = 0, verbose: int = 1,
                  inferenceBatchSize: int = 1024, inputShape: Optional[List[int]] = None,
-                 handleInvalid: str = "error") -> None:
+                 handleInvalid: str = "error",
+                 metrics: Optional[List[str]] = None, earlyStoppingPatience: int = 0,
+                 tensorboardDir: str = "") -> None:
         super().__init__()
         self._java_obj = self._new_java_obj("dlbridge.ml.KerasEstimator", self.uid)
         self._set(**self._input_kwargs)
@@ -177,6 +193,12 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasM
     @property
     def summary(self) -> Dict[str, Any]:
         """Training history (one dict per epoch) and the model's input/output shapes.
+
+        Each epoch's dict holds ``loss`` and, with ``validationFraction > 0``,
+        ``val_loss``, ``val_accuracy`` (classification) and ``val_<name>`` for
+        each name of ``metrics``; with ``earlyStoppingPatience``, the summary
+        also has ``bestEpoch`` (whose weights the model holds) and
+        ``stoppedEpoch`` (0 if every epoch ran).
 
         Not available under Spark Connect (``NotImplementedError``): read the
         saved model's ``data/summary.json`` there instead.

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from dlbridge.executor_env import check_executors
 from dlbridge.trainer import models, objectives, state, transport
 from dlbridge.trainer.data import PreparedData, prepare
+from dlbridge.trainer.epoch_hooks import EpochHooks
 from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.progress import Progress
 from dlbridge.trainer.protocol import new_secret
@@ -35,11 +36,15 @@ class TrainingResult:
     history : list of dict
         One dict per epoch: ``epoch``, ``loss``, ``samples``, ``seconds``,
         ``samples_per_sec`` and, with validation, ``val_loss`` (and
-        ``val_accuracy`` for classification).
+        ``val_accuracy`` for classification, ``val_<name>`` for each of
+        ``options.metrics``). With early stopping it ends at the epoch that
+        stopped training.
     summary : dict
         Mode, workers, loss, task, server address, counters, and
         ``prepare_seconds``: the time spent reading, checking and caching the
         input before epoch 1 (it is not part of any epoch's ``seconds``).
+        With ``options.earlyStoppingPatience``, also ``best_epoch`` (whose
+        weights the model holds) and ``stopped_epoch`` (0 if every epoch ran).
     """
 
     model: Any
@@ -208,11 +213,24 @@ def _setup(data: PreparedData, source: Any, options: TrainingOptions, task: str 
 
 def _train(spark, data: PreparedData, model, objective, options: TrainingOptions, timeout: float,
            factory_module: str | None, progress: Progress) -> TrainingResult:
-    model_json = models.config_json(model)
     packed_loss = None
     if objective.custom is not None:  # the user's loss travels only as these bytes (unpickled in the runtime)
         packed_loss, options = objectives.pack_loss(objective.custom), dataclasses.replace(options, loss="")
-    store = WeightStore(model, objectives.make_optimizer(options), locked=options.mode != "hogwild")
+    hooks = EpochHooks(spark.sparkContext, options, objective, data.label.dim)  # metrics, early stop, TensorBoard
+    try:
+        store = WeightStore(model, objectives.make_optimizer(options), locked=options.mode != "hogwild")
+        result = _serve(spark, data, model, objective, options, timeout, factory_module, progress, store,
+                        packed_loss, hooks)
+    finally:
+        hooks.close()
+    result.summary.update(hooks.finish(model, len(result.history)))
+    return result
+
+
+def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions, timeout: float,
+           factory_module: str | None, progress: Progress, store: WeightStore, packed_loss: bytes | None,
+           hooks: EpochHooks) -> TrainingResult:
+    model_json = models.config_json(model)
     bind_host, host = _driver_address(spark)
     secret = new_secret()
     tls = transport.identity_for(spark.sparkContext.getConf())  # TLS when Spark encrypts its own traffic
@@ -238,8 +256,10 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
         history = []
         for epoch in range(1, options.epochs + 1):
             with progress.epoch_jobs(epoch):
-                history.append(_epoch(data, spec, server, epoch, model))
+                history.append(_epoch(data, spec, server, epoch, model, hooks))
             progress.epoch_done(history[-1])
+            if hooks.after_epoch(history[-1], model):
+                break
         stats = dict(server.stats)
     finally:
         server.on_abort = None
@@ -251,7 +271,8 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
     return TrainingResult(model=model, history=history, summary=summary)
 
 
-def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int, model) -> dict[str, Any]:
+def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int, model,
+           hooks: EpochHooks) -> dict[str, Any]:
     started = time.monotonic()
     sync = spec.options.mode == "sync"
     job = data.train.mapInArrow(train_function(spec, epoch), STATS_SCHEMA, barrier=sync)
@@ -268,7 +289,7 @@ def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch:
     record = {"epoch": epoch, "loss": sum(r["loss_sum"] for r in rows) / max(samples, 1),
               "samples": samples, "seconds": seconds, "samples_per_sec": samples / seconds}
     if data.validation is not None:
-        record.update(_validate(data, spec, server, epoch))
+        record.update(_validate(data, spec, server, epoch, hooks))
     _check_finite(record, spec.options)
     return record
 
@@ -284,7 +305,8 @@ def _check_finite(record: dict[str, Any], options: TrainingOptions) -> None:
             "scale the features (e.g. StandardScaler), or check the data for extreme values.")
 
 
-def _validate(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int) -> dict[str, float]:
+def _validate(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int,
+              hooks: EpochHooks) -> dict[str, float]:
     rows = _run_job(data.validation.mapInArrow(evaluate_function(spec), STATS_SCHEMA), server, epoch)
     n = sum(r["samples"] for r in rows)
     if n == 0:
@@ -294,6 +316,7 @@ def _validate(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epo
     metrics = {"val_loss": sum(r["loss_sum"] for r in rows) / n}
     if spec.task == "classification":
         metrics["val_accuracy"] = sum(r["correct"] for r in rows) / n
+    metrics.update(hooks.validation_metrics([r["metrics"] for r in rows]))
     return metrics
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import types
 from typing import Any, Callable
 
+from dlbridge.trainer import schedules
 from dlbridge.trainer.options import TrainingOptions
 
 CLASSIFICATION_LOSSES = {
@@ -333,7 +334,8 @@ def make_loss(name: str, from_logits: bool):
 
 
 def make_optimizer(options: TrainingOptions):
-    """A fresh Keras optimizer from ``optimizer`` and ``optimizerOptions``."""
+    """A fresh Keras optimizer from ``optimizer`` and ``optimizerOptions`` (its ``learning_rate`` may be a
+    Keras schedule: see :mod:`dlbridge.trainer.schedules`)."""
     import keras
 
     try:
@@ -341,7 +343,7 @@ def make_optimizer(options: TrainingOptions):
     except (ValueError, TypeError) as e:
         raise ValueError(f"Option optimizer must be a Keras optimizer name such as 'adam', 'sgd' "
                          f"or 'rmsprop'. Received: optimizer={options.optimizer!r}") from e
-    kwargs = options.optimizer_kwargs()
+    kwargs = schedules.resolve(options.optimizer_kwargs(), options.optimizerOptions)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:

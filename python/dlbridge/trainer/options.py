@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-from typing import Any, Callable, Union
+from typing import Any, Callable, Sequence, Union
 
 #: What ``TrainingOptions.loss`` accepts: a Keras loss name, a ``keras.losses.Loss`` instance,
 #: or a function ``loss(y_true, y_pred)`` returning per-row (or already averaged) losses.
@@ -84,6 +84,21 @@ class TrainingOptions:
         elements: ``"error"`` fails before training, naming the column, the
         count and the fix; ``"skip"`` trains on the valid rows only (the count
         skipped is logged). Defaults to ``"error"``.
+    metrics : list of str
+        Keras metric names (``"accuracy"``, ``"auc"``, ``"mae"``, ...)
+        computed each epoch on the validation split and reported as
+        ``val_<name>`` in the history and the progress line (see
+        :mod:`dlbridge.trainer.metrics`). Needs ``validationFraction > 0``.
+        Defaults to ``()`` (classification still reports ``val_accuracy``).
+    earlyStoppingPatience : int
+        Stop when ``val_loss`` has not improved for this many epochs and
+        return the weights of the best epoch; ``0`` never stops early (see
+        :mod:`dlbridge.trainer.early_stopping`). Needs
+        ``validationFraction > 0``. Defaults to ``0``.
+    tensorboardDir : str
+        Directory (any Hadoop FS path) for TensorBoard event files of the
+        per-epoch loss and metrics; empty writes none (see
+        :mod:`dlbridge.trainer.tensorboard`). Defaults to ``""``.
     """
 
     mode: str = "hogwild"
@@ -99,6 +114,9 @@ class TrainingOptions:
     seed: int = 0
     verbose: int = 1
     handleInvalid: str = "error"
+    metrics: Sequence[str] = ()
+    earlyStoppingPatience: int = 0
+    tensorboardDir: str = ""
 
     def validate(self) -> "TrainingOptions":
         """Check every option; return ``self`` or raise ``ValueError``.
@@ -131,8 +149,31 @@ class TrainingOptions:
         if not isinstance(self.optimizer, str) or not self.optimizer.strip():
             _bad("optimizer", self.optimizer, "a Keras optimizer name such as 'adam' or 'sgd'")
         _check_loss(self.loss)
-        self.optimizer_kwargs()
+        kwargs = self.optimizer_kwargs()
+        if isinstance(kwargs.get("learning_rate"), dict):
+            from dlbridge.trainer import schedules
+
+            schedules.resolve(kwargs, self.optimizerOptions)
+        self._check_epoch_options()
         return self
+
+    def _check_epoch_options(self) -> None:
+        """``metrics``, ``earlyStoppingPatience`` and ``tensorboardDir`` (the first two need validation rows)."""
+        if isinstance(self.metrics, str) or not isinstance(self.metrics, (list, tuple)):
+            _bad("metrics", self.metrics, "a list of Keras metric names such as ['auc']")
+        self.metrics = tuple(self.metrics)
+        if not _is_int(self.earlyStoppingPatience) or self.earlyStoppingPatience < 0:
+            _bad("earlyStoppingPatience", self.earlyStoppingPatience, "an integer >= 0 (0 never stops early)")
+        if not isinstance(self.tensorboardDir, str):
+            _bad("tensorboardDir", self.tensorboardDir, "a directory path, or '' for none")
+        for name, on in (("metrics", bool(self.metrics)), ("earlyStoppingPatience", self.earlyStoppingPatience > 0)):
+            if on and self.validationFraction == 0.0:
+                raise ValueError(f"Option {name}={getattr(self, name)!r} is computed on the validation split, but "
+                                 "validationFraction=0.0 holds no rows out. Fix: set validationFraction, e.g. 0.2.")
+        if self.metrics:
+            from dlbridge.trainer import metrics
+
+            metrics.check_names(self.metrics)
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         """The parsed ``optimizerOptions`` JSON object.

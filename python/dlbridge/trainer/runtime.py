@@ -34,6 +34,14 @@ def _import_factory_module(module: str) -> None:
                        "matters if the model uses custom objects defined there", module, e)
 
 
+def _metric_set(model: Any, spec: Any) -> Any:
+    """The validation metrics of ``spec.options.metrics`` for this worker's model."""
+    from dlbridge.trainer.metrics import MetricSet
+
+    outputs = int(model.compute_output_shape((None, spec.input_dim))[-1])
+    return MetricSet(spec.options.metrics, spec.sparse, outputs, spec.from_logits)
+
+
 class ModelRuntime:
     """The worker's copy of the model with compiled gradient, update and evaluation steps."""
 
@@ -58,6 +66,7 @@ class ModelRuntime:
         self.classification = spec.task == "classification"
         self.from_logits = spec.from_logits
         self.local_optimizer = make_optimizer(spec.options) if spec.options.stepsPerSync > 1 else None
+        self.metric_set = _metric_set(self.model, spec) if spec.options.metrics else None
         y_spec = tf.TensorSpec([None] if spec.sparse else [None, spec.label_dim or 1],
                                tf.int32 if spec.sparse else tf.float32)
         signature = [tf.TensorSpec([None, spec.input_dim], tf.float32), y_spec]
@@ -109,6 +118,8 @@ class ModelRuntime:
 
         predictions = self.model(x, training=False)
         loss = self.loss(y, predictions)
+        if self.metric_set is not None:
+            self.metric_set.update(y, predictions)
         if not self.classification:
             return loss, tf.constant(0, tf.int64)
         if predictions.shape[-1] == 1:

@@ -11,7 +11,8 @@ from dlbridge.trainer.data import minibatches
 from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.runtime import runtime_for
 
-STATS_SCHEMA = "partition int, samples long, loss_sum double, pushes long, correct long, state binary"
+STATS_SCHEMA = ("partition int, samples long, loss_sum double, pushes long, correct long, state binary, "
+                "metrics binary")
 EVAL_BATCH = 1024
 
 
@@ -43,6 +44,7 @@ class _Stats:
     def __init__(self, partition: int) -> None:
         self.partition, self.samples, self.loss_sum, self.pushes, self.correct = partition, 0, 0.0, 0, 0
         self.state = b""  # the worker model's non-trainable float state after training (see state.py)
+        self.metrics = b""  # validation metrics' state (see metrics.py), when options.metrics is set
 
     def add(self, loss: float, n: int, correct: int = 0) -> None:
         self.samples += n
@@ -55,7 +57,8 @@ class _Stats:
         return pa.RecordBatch.from_pydict(
             {"partition": pa.array([self.partition], pa.int32()), "samples": pa.array([self.samples], pa.int64()),
              "loss_sum": pa.array([self.loss_sum], pa.float64()), "pushes": pa.array([self.pushes], pa.int64()),
-             "correct": pa.array([self.correct], pa.int64()), "state": pa.array([self.state], pa.binary())})
+             "correct": pa.array([self.correct], pa.int64()), "state": pa.array([self.state], pa.binary()),
+             "metrics": pa.array([self.metrics], pa.binary())})
 
 
 def train_function(spec: WorkerSpec, epoch: int) -> Callable[[Iterator], Iterator]:
@@ -128,10 +131,14 @@ def evaluate_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:
     with _connect(spec) as conn:
         runtime.assign(conn.pull()[1])
     stats = _Stats(context.partitionId() if context else 0)
+    if runtime.metric_set is not None:
+        runtime.metric_set.reset()
     for x, y in minibatches(batches, EVAL_BATCH, spec.input_dim, spec.label_dim, spec.sparse, None,
                             spec.targets_are_features):
         loss, correct = runtime.evaluate(x, y)
         stats.add(loss.numpy(), len(x), correct.numpy())
+    if runtime.metric_set is not None:
+        stats.metrics = runtime.metric_set.state()
     yield stats.record_batch()
 
 

@@ -53,6 +53,11 @@ class KerasEstimator(override val uid: String)
   /** @group setParam */ def setSeed(value: Int): this.type = set(seed, value)
   /** @group setParam */ def setVerbose(value: Int): this.type = set(verbose, value)
 
+  // ---- per-epoch options (KerasEpochParams) ----
+  /** @group setParam */ def setMetrics(value: Array[String]): this.type = set(metrics, value)
+  /** @group setParam */ def setEarlyStoppingPatience(value: Int): this.type = set(earlyStoppingPatience, value)
+  /** @group setParam */ def setTensorboardDir(value: String): this.type = set(tensorboardDir, value)
+
   override def transformSchema(schema: StructType): StructType = {
     checkModelSource()
     KerasSchema.checkLabel(schema, $(labelCol), uid)

@@ -9,7 +9,7 @@ import org.apache.spark.ml.param._
  * trainer's options and inference options. Names and defaults are mirrored by Python's
  * `dlbridge.ml._KerasParams` (checked by a test).
  */
-trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol {
+trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol with KerasEpochParams {
 
   // ---- output columns ----
 
@@ -85,9 +85,16 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
   final val optimizer: Param[String] = new Param[String](this, "optimizer",
     "Keras optimizer name, e.g. adam, sgd, rmsprop (default: adam)", (v: String) => v != null && v.trim.nonEmpty)
 
-  /** The optimizer's options as a JSON object, e.g. `{"learning_rate": 0.001}`. Default: `{}`. @group param */
+  /**
+   * The optimizer's options as a JSON object, e.g. `{"learning_rate": 0.001}`. `learning_rate` may
+   * be a Keras learning-rate schedule, `{"class_name": "ExponentialDecay", "config": {...}}`, of
+   * a class in `keras.optimizers.schedules` only (others are refused); the parameter server's
+   * optimizer follows it by its step count (one step per applied push). Default: `{}`. @group param
+   */
   final val optimizerOptions: JsonObjectParam = new JsonObjectParam(this, "optimizerOptions",
-    "optimizer options as a JSON object, e.g. {\"learning_rate\": 0.001} (default: {})")
+    "optimizer options as a JSON object, e.g. {\"learning_rate\": 0.001}; learning_rate may be a Keras schedule " +
+      "{\"class_name\": \"ExponentialDecay\", \"config\": {...}} of keras.optimizers.schedules, applied by the " +
+      "parameter server per step (default: {})")
 
   /** A Keras loss name; empty picks one from the label column and task. Default: empty. @group param */
   final val loss: Param[String] = new Param[String](this, "loss",

@@ -26,8 +26,39 @@ class KerasTrainingSummary private[ml] (val json: String) extends Serializable {
       case _ => Nil
     }.distinct.toArray
 
-  /** The per-epoch values of `name` (NaN where an epoch lacks it). */
-  def metric(name: String): Array[Double] = history.map(_ \ name match {
+  /**
+   * The per-epoch values of the metric `name` (NaN where an epoch lacks it): a recorded name such
+   * as `loss`, `val_loss`, `val_auc`, or a name of the `metrics` param such as `auc`, which reads
+   * `val_auc`.
+   *
+   * @throws IllegalArgumentException if no epoch recorded `name` (nor `val_<name>`); the message
+   *   lists the recorded names
+   */
+  def metric(name: String): Array[Double] = {
+    val names = metricNames
+    val key = if (names.contains(name)) name else s"val_$name"
+    require(names.contains(key), s"KerasTrainingSummary.metric: no metric named '$name' was recorded" +
+      (if (names.isEmpty) " (this model has no training history: it was not trained by dlbridge)."
+       else s"; recorded: ${names.mkString(", ")}. Fix: use one of those (or a name of the metrics param, " +
+         "e.g. auc for val_auc)."))
+    values(key)
+  }
+
+  /**
+   * The epoch whose weights the model holds when `earlyStoppingPatience` was set (the epoch with the
+   * lowest `val_loss`); 0 without early stopping.
+   */
+  def bestEpoch: Int = intField("bestEpoch")
+
+  /** The epoch after which early stopping ended training; 0 if every epoch ran (or without early stopping). */
+  def stoppedEpoch: Int = intField("stoppedEpoch")
+
+  private def intField(key: String): Int = parsed \ key match {
+    case JInt(v) => v.toInt
+    case _ => 0
+  }
+
+  private def values(name: String): Array[Double] = history.map(_ \ name match {
     case JDouble(v) => v
     case JInt(v) => v.toDouble
     case JDecimal(v) => v.toDouble
@@ -35,7 +66,7 @@ class KerasTrainingSummary private[ml] (val json: String) extends Serializable {
   }).toArray
 
   /** The per-epoch training loss. */
-  def lossHistory: Array[Double] = metric("loss")
+  def lossHistory: Array[Double] = values("loss")
 
   /** The model's input shape without the batch dimension. */
   def inputShape: Array[Int] = shape("inputShape")
