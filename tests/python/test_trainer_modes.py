@@ -1,6 +1,8 @@
 """Training quality per mode, exactness of sync averaging, input and model forms (real Spark local[2])."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -145,3 +147,72 @@ def test_bad_inputs_fail_before_training(spark):
         fit(spark.createDataFrame([([1.0, 2.0], 1.5)], ["x", "y"]), "x", "y", small_model(2),
             TrainingOptions(optimizer="nosuch"))
     assert_no_leaks()
+
+
+def _scalars(directory: str, tag: str) -> list:
+    """(step, value) of a scalar in an event-file directory, read with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(directory, size_guidance={"tensors": 0, "scalars": 0})
+    events.Reload()
+    # tf.summary (TF2) writes scalars as tensor events; TensorBoard's scalar plugin reads them so
+    tensors = events.Tensors(tag) if tag in events.Tags()["tensors"] else []
+    return [(e.step, float(np.asarray(tf_make_ndarray(e.tensor_proto)))) for e in tensors]
+
+
+def tf_make_ndarray(proto):  # type: ignore[no-untyped-def]
+    from tensorboard.util import tensor_util
+
+    return tensor_util.make_ndarray(proto)
+
+
+def test_metrics_tensorboard_and_a_learning_rate_schedule_in_one_fit(digits, tmp_path):
+    """val_<metric> per epoch, the same numbers in TensorBoard event files (written through the Hadoop
+    FS API to a file:// URI), and a server optimizer that follows an ExponentialDecay by its steps."""
+    train, _, _ = digits
+    schedule = {"initial_learning_rate": 0.05, "decay_steps": 10, "decay_rate": 0.5}
+    board = tmp_path / "board"
+    opts = TrainingOptions(epochs=2, batchSize=64, optimizer="sgd", seed=1, validationFraction=0.2,
+                           optimizerOptions=json.dumps({"learning_rate": {"class_name": "ExponentialDecay",
+                                                                          "config": schedule}}),
+                           metrics=["auc", "mae"], tensorboardDir=board.as_uri())
+    result = fit(train, "features", "label", mlp_builder([16], "classification"), opts)
+    assert [sorted(k for k in h if k.startswith("val_")) for h in result.history] == \
+        [["val_accuracy", "val_auc", "val_loss", "val_mae"]] * 2
+    assert all(0.0 < h["val_auc"] <= 1.0 and 0.0 < h["val_mae"] < 1.0 for h in result.history), result.history
+    steps = int(result.model.optimizer.iterations.numpy())
+    assert steps == result.summary["pushes"] > 10  # one optimizer step per applied push
+    expected_rate = schedule["initial_learning_rate"] * schedule["decay_rate"] ** (steps / schedule["decay_steps"])
+    assert float(result.model.optimizer.learning_rate) == pytest.approx(expected_rate, rel=1e-5)
+    for split, tag, key in (("train", "epoch_loss", "loss"), ("validation", "epoch_loss", "val_loss"),
+                            ("validation", "epoch_auc", "val_auc"), ("validation", "epoch_mae", "val_mae")):
+        logged = _scalars(str(board / split), tag)
+        assert [s for s, _ in logged] == [1, 2], (split, tag, logged)
+        np.testing.assert_allclose([v for _, v in logged], [h[key] for h in result.history], rtol=1e-6)
+    assert not list(board.rglob("*.crc"))  # no Hadoop checksum files for TensorBoard to trip on
+    assert_no_leaks(port_of(result))
+
+
+def test_early_stopping_returns_the_best_epochs_weights(digits):
+    """After 10 steps (of about 18 per epoch) the schedule turns SGD into gradient ascent (a negative
+    rate), so val_loss gets worse: training stops `patience` epochs after the best one and the model
+    holds the best epoch's weights."""
+    train, x_test, y_test = digits
+    ascent = {"class_name": "PiecewiseConstantDecay", "config": {"boundaries": [10], "values": [0.2, -0.05]}}
+    opts = TrainingOptions(epochs=10, batchSize=64, optimizer="sgd", seed=1, validationFraction=0.2,
+                           optimizerOptions=json.dumps({"learning_rate": ascent}), earlyStoppingPatience=2)
+    result = fit(train, "features", "label", mlp_builder([16], "classification"), opts)
+    val_loss = [h["val_loss"] for h in result.history]
+    best, stopped = result.summary["best_epoch"], result.summary["stopped_epoch"]
+    assert best == 1 + int(np.argmin(val_loss)) and stopped == best + 2 == len(val_loss) < 10, val_loss
+    # the returned model's loss on held-out rows is the best epoch's level, not the last epoch's
+    loss = keras_loss(result.model, x_test, y_test)
+    assert abs(loss - val_loss[best - 1]) < abs(loss - val_loss[-1]), (loss, val_loss)
+    assert_no_leaks(port_of(result))
+
+
+def keras_loss(model, x: np.ndarray, y: np.ndarray) -> float:  # type: ignore[no-untyped-def]
+    import keras
+
+    predictions = model.predict(x.astype(np.float32), verbose=0)
+    return float(np.mean(keras.losses.sparse_categorical_crossentropy(y, predictions)))

@@ -21,7 +21,8 @@ def test_option_defaults_match_the_contract():
     assert json.loads(opts.to_json()) == {
         "mode": "hogwild", "epochs": 10, "batchSize": 128, "numWorkers": 2, "optimizer": "adam",
         "optimizerOptions": "{}", "loss": "", "stepsPerSync": 1, "shuffle": True,
-        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error"}
+        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error",
+        "metrics": [], "earlyStoppingPatience": 0, "tensorboardDir": ""}
     assert TrainingOptions.from_json(opts.to_json()) == opts
     assert TrainingOptions.from_json('{"mode": "sync", "epochs": 3}').epochs == 3
 
@@ -35,6 +36,9 @@ def test_option_defaults_match_the_contract():
     ("optimizerOptions", "{oops", "JSON object"),
     ("shuffle", "yes", "a boolean"),
     ("handleInvalid", "keep", "one of error, skip"),
+    ("metrics", "auc", "a list of Keras metric names"),
+    ("earlyStoppingPatience", -1, "an integer >= 0"),
+    ("tensorboardDir", None, "a directory path"),
 ])
 def test_invalid_options_name_the_option_and_value(field, value, expected):
     with pytest.raises(ValueError) as info:
@@ -171,3 +175,60 @@ def _push_error(coordinator, generation: int, values: np.ndarray) -> str:
     except SyncAborted as e:
         return str(e)
     return "no error"
+
+
+# ---- per-epoch options: metrics, early stopping, learning-rate schedules (no Spark) ----
+
+@pytest.mark.parametrize("options, expected", [
+    (dict(metrics=["auc", "nope"], validationFraction=0.2),
+     "'nope' is not a Keras metric name. Expected names such as accuracy, auc, precision"),
+    (dict(metrics=["auc"]), "Option metrics=('auc',) is computed on the validation split, but validationFraction=0.0"),
+    (dict(earlyStoppingPatience=2), "Option earlyStoppingPatience=2 is computed on the validation split"),
+    (dict(optimizerOptions='{"learning_rate": {"class_name": "os.system", "config": {}}}'),
+     "learning_rate must be a number, or {\"class_name\": <one of CosineDecay, CosineDecayRestarts, ExponentialDecay"),
+    (dict(optimizerOptions='{"learning_rate": {"class_name": "ExponentialDecay", "config": {"rate": 1}}}'),
+     "the learning_rate config does not fit ExponentialDecay"),
+])
+def test_epoch_options_fail_validation_with_the_fix(options, expected):
+    with pytest.raises(ValueError) as info:
+        TrainingOptions(**options).validate()
+    assert expected in str(info.value), str(info.value)
+
+
+def test_metric_states_of_partitions_merge_into_the_whole_data_value():
+    """Two partitions' metric states, summed, give what one Keras metric gives on all rows."""
+    import keras
+
+    from dlbridge.trainer.metrics import MetricSet
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 40).astype(np.int32)
+    logits = rng.normal(size=(40, 3)).astype(np.float32)
+    parts = []
+    for rows in (slice(0, 15), slice(15, 40)):
+        metric_set = MetricSet(["auc", "accuracy", "mae"], sparse=True, num_outputs=3, from_logits=True)
+        metric_set.update(y[rows], logits[rows])
+        parts.append(metric_set.state())
+    merged = MetricSet(["auc", "accuracy", "mae"], sparse=True, num_outputs=3, from_logits=True).merge(parts)
+    probabilities, one_hot = keras.ops.softmax(logits).numpy(), np.eye(3, dtype=np.float32)[y]
+    whole = {"val_auc": keras.metrics.AUC(), "val_accuracy": keras.metrics.SparseCategoricalAccuracy(),
+             "val_mae": keras.metrics.MeanAbsoluteError()}
+    for name, metric in whole.items():
+        metric.update_state(y if name == "val_accuracy" else one_hot, probabilities)
+        assert merged[name] == pytest.approx(float(metric.result()), abs=1e-6), name
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
+    from dlbridge.trainer.early_stopping import EarlyStopping
+
+    model, stopper = small_model(), EarlyStopping(patience=2)
+    seen = {}
+    for epoch, val_loss in enumerate([1.0, 0.5, 0.7, 0.6], start=1):
+        model.set_weights([w + epoch for w in model.get_weights()])  # each epoch changes the weights
+        seen[epoch] = model.get_weights()
+        if stopper.update({"epoch": epoch, "val_loss": val_loss}, model):
+            break
+    assert epoch == 4 and stopper.summary() == {"best_epoch": 2, "stopped_epoch": 4}
+    stopper.restore(model, epoch)
+    for restored, best in zip(model.get_weights(), seen[2]):
+        np.testing.assert_array_equal(restored, best)
