@@ -138,3 +138,38 @@ def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, c
     while not expected <= set(job_descriptions(spark)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert expected <= set(job_descriptions(spark)), job_descriptions(spark)
+
+
+def test_metrics_early_stopping_and_tensorboard_through_the_stage(spark, data, tmp_path, capfd) -> None:
+    """The per-epoch params from PySpark through the Scala stage: val_<metric> in the progress line, in
+    model.summary and in the JVM summary's metric(name); early stopping's epochs in the summary;
+    TensorBoard files at a plain path (resolved by the default Hadoop file system)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train, _ = data
+    tracker = spark.sparkContext.statusTracker()
+    before = len(tracker.getJobIdsForGroup(None))
+    with pytest.raises(Exception, match="'nope' is not a Keras metric name. Expected names such as accuracy, auc"):
+        KerasEstimator(metrics=["auc", "nope"], validationFraction=0.2, **QUICK).fit(train)
+    with pytest.raises(Exception, match="earlyStoppingPatience=3 is computed on the validation split, but "
+                                        "validationFraction=0.0 holds no rows out. Fix: set validationFraction"):
+        KerasEstimator(earlyStoppingPatience=3, **QUICK).fit(train)
+    assert len(tracker.getJobIdsForGroup(None)) == before  # refused before any job
+
+    board = str(tmp_path / "board")
+    est = KerasEstimator(hiddenLayers=[8], metrics=["auc", "precision"], earlyStoppingPatience=5,
+                         tensorboardDir=board, **{**QUICK, "verbose": 1, "validationFraction": 0.2})
+    model = est.fit(train)
+    console = capfd.readouterr().err
+    assert progress_epochs(console, est.uid) == [(1, 2), (2, 2)] and " - val_auc " in console, console[-3000:]
+    history = model.summary["history"]
+    jvm_summary = model._call_java("summary")
+    for name in ("auc", "precision"):
+        np.testing.assert_allclose(list(jvm_summary.metric(name)), [h[f"val_{name}"] for h in history], rtol=1e-12)
+    with pytest.raises(Exception, match="no metric named 'f1' was recorded; recorded: loss, .*val_auc"):
+        jvm_summary.metric("f1")
+    assert (model.summary["bestEpoch"], model.summary["stoppedEpoch"]) == (jvm_summary.bestEpoch(), 0)
+    assert model.summary["bestEpoch"] in (1, 2)
+    events = EventAccumulator(board + "/validation")
+    events.Reload()
+    assert [e.step for e in events.Tensors("epoch_auc")] == [1, 2]

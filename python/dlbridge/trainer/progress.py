@@ -5,6 +5,8 @@ console (``verbose >= 1``)::
 
     dlbridge fit kerasEst_1a2b3c4d5e6f epoch 3/10 - loss 0.4123 - val_loss 0.4012 - val_accuracy 0.9100 - 5321 samples/s - 1.2s - ETA 8s
 
+(with ``metrics=["auc"]`` also ``- val_auc 0.9870`` after ``val_accuracy``)
+
 and every Spark job of the fit carries the description
 ``dlbridge fit <uid> epoch k/n`` in the Spark UI (restored afterwards), where
 ``<uid>`` is the uid of the stage being fitted (:func:`stage`).
@@ -154,7 +156,8 @@ class Progress:
         # Epoch 1 also starts the Python workers and TensorFlow: later epochs are timed without it.
         per_epoch = (now - self.first_done) / (epoch - 1) if epoch > 1 else now - self.started
         eta = per_epoch * (self.epochs - epoch)
-        metrics = "".join(f" - {k} {record[k]:.4f}" for k in ("val_loss", "val_accuracy") if k in record)
+        # val_loss, val_accuracy, then val_<name> of each metric (options.metrics), in the history's order
+        metrics = "".join(f" - {k} {v:.4f}" for k, v in record.items() if k.startswith("val_"))
         console_logger().info("%s epoch %d/%d - loss %.4f%s - %.0f samples/s - %.1fs - ETA %s", self.name, epoch,
                               self.epochs, record["loss"], metrics, record["samples_per_sec"], record["seconds"],
                               duration(eta))
