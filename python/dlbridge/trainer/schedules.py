@@ -8,10 +8,11 @@
 ``class_name`` is looked up only among the schedules that
 ``keras.optimizers.schedules`` exports (never imported or resolved by module
 path, never a registered custom object); ``config`` holds the schedule's
-keyword arguments. The parameter server's optimizer (and a worker's local
-optimizer when ``stepsPerSync > 1``) then follows the schedule by its own
-step count, ``optimizer.iterations``: the server counts one step per applied
-gradient push.
+keyword arguments. The parameter server's optimizer then follows the
+schedule by its own step count, ``optimizer.iterations``: one step per applied
+gradient (each push in ``hogwild`` / ``async``, each averaged round in
+``sync``). With ``stepsPerSync > 1`` the server only adds weight changes, and
+each worker's local optimizer follows the schedule by its own steps.
 """
 from __future__ import annotations
 

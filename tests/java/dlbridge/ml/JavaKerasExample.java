@@ -37,4 +37,11 @@ public final class JavaKerasExample {
         .fit(train);
     return model.setHandleInvalid(handleInvalid);
   }
+
+  /** Sets the per-epoch options (metrics, early stopping, TensorBoard) with Java types. */
+  public static KerasEstimator withEpochOptions(KerasEstimator estimator, String tensorboardDir) {
+    return estimator.setMetrics(new String[] {"auc", "precision"})
+        .setEarlyStoppingPatience(3)
+        .setTensorboardDir(tensorboardDir);
+  }
 }

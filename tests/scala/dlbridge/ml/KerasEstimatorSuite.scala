@@ -114,7 +114,7 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
   }
 
   test("inside a Pipeline, saved and loaded; each epoch prints a progress line and describes its jobs") {
-    val stage = estimator.setEpochs(2).setValidationFraction(0.1)
+    val stage = estimator.setEpochs(2).setValidationFraction(0.1).setMetrics(Array("auc"))
     val pipeline = new Pipeline().setStages(Array(stage))
     val expected = Seq(1, 2).map(k => s"dlbridge fit ${stage.uid} epoch $k/2")
     var fitted: PipelineModel = null
@@ -122,7 +122,7 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
       expected.forall(e => lines.exists(_.startsWith(e)) && descriptions.contains(e))) {
       fitted = pipeline.fit(train)
     }
-    val progress = """dlbridge fit (\S+) epoch (\d)/2 - loss [\d.]+ - val_loss [\d.]+ - val_accuracy [\d.]+ - \d+ samples/s - [\d.]+s - ETA (?:\d+s|\d+m\d\ds|\d+h\d\dm)""".r
+    val progress = """dlbridge fit (\S+) epoch (\d)/2 - loss [\d.]+ - val_loss [\d.]+ - val_accuracy [\d.]+ - val_auc [\d.]+ - \d+ samples/s - [\d.]+s - ETA (?:\d+s|\d+m\d\ds|\d+h\d\dm)""".r
     assert(lines.collect { case progress(uid, k) => (uid, k.toInt) } == Seq(stage.uid -> 1, stage.uid -> 2),
       lines.mkString("\n"))
     assert(expected.forall(descriptions.contains), descriptions.mkString("\n")) // training and validation jobs
@@ -131,6 +131,8 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
     assert(summary.metricNames.contains("val_loss") && summary.metricNames.contains("val_accuracy"),
       summary.metricNames.mkString(", "))
     assert(summary.metric("val_accuracy").forall(a => a > 0.0 && a <= 1.0))
+    assert(summary.metric("auc").length == 2 && summary.metric("auc").sameElements(summary.metric("val_auc")))
+    assert(summary.metric("auc").forall(a => a > 0.5 && a <= 1.0), summary.metric("auc").mkString(", "))
     val dir = Files.createTempDirectory("dlbridge-keras-pipeline").resolve("p").toString
     fitted.write.overwrite().save(dir)
     val loaded = PipelineModel.load(dir)
@@ -143,5 +145,25 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
     val (lines, descriptions) = observed(2000)((_, _) => false)(quiet.fit(train))
     assert(!lines.exists(_.contains("dlbridge fit")), lines.mkString("\n"))
     assert(descriptions.contains(s"dlbridge fit ${quiet.uid} epoch 1/1"), descriptions.mkString("\n"))
+  }
+
+  test("per-epoch params from Java; summary.metric names the recorded metrics when one is missing") {
+    val est = JavaKerasExample.withEpochOptions(new KerasEstimator(), "/tmp/board")
+    assert(est.getMetrics.sameElements(Array("auc", "precision")) && est.getEarlyStoppingPatience == 3)
+    assert(est.getTensorboardDir == "/tmp/board")
+    val defaults = new KerasEstimator()
+    assert(defaults.getMetrics.isEmpty && defaults.getEarlyStoppingPatience == 0 && defaults.getTensorboardDir == "")
+    intercept[IllegalArgumentException](defaults.setEarlyStoppingPatience(-1))
+    val summary = new KerasTrainingSummary(
+      """{"history": [{"epoch": 1, "loss": 0.9, "val_loss": 0.8, "val_auc": 0.7},
+        |{"epoch": 2, "loss": 0.5, "val_loss": 0.9, "val_auc": 0.6}], "bestEpoch": 1, "stoppedEpoch": 2}""".stripMargin)
+    assert(summary.metric("auc").sameElements(Array(0.7, 0.6)) && summary.metric("loss").sameElements(Array(0.9, 0.5)))
+    assert(summary.bestEpoch == 1 && summary.stoppedEpoch == 2)
+    val missing = intercept[IllegalArgumentException](summary.metric("precision"))
+    assert(missing.getMessage.contains("no metric named 'precision' was recorded; recorded: loss, val_loss, val_auc"),
+      missing.getMessage)
+    val untrained = new KerasTrainingSummary("""{"history": []}""")
+    assert(untrained.lossHistory.isEmpty && untrained.bestEpoch == 0 && untrained.stoppedEpoch == 0)
+    assert(intercept[IllegalArgumentException](untrained.metric("loss")).getMessage.contains("no training history"))
   }
 }

@@ -4,9 +4,10 @@ import org.json4s._
 import org.json4s.jackson.JsonMethods.parse
 
 /**
- * What training reported: per-epoch metrics (`loss`, and `val_loss`, `val_accuracy`, ... when
- * `validationFraction > 0`), samples per second, and the model's input and output shapes.
- * Java-friendly: arrays and strings only.
+ * What training reported: per-epoch metrics (`loss`, and `val_loss`, `val_accuracy`, `val_<name>`
+ * for each name of the `metrics` param, ... when `validationFraction > 0`), samples per second,
+ * where early stopping ended training ([[bestEpoch]], [[stoppedEpoch]]), and the model's input and
+ * output shapes. Java-friendly: arrays and strings only.
  */
 class KerasTrainingSummary private[ml] (val json: String) extends Serializable {
   private def parsed: JValue = parse(json)
