@@ -89,7 +89,8 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
    * The optimizer's options as a JSON object, e.g. `{"learning_rate": 0.001}`. `learning_rate` may
    * be a Keras learning-rate schedule, `{"class_name": "ExponentialDecay", "config": {...}}`, of
    * a class in `keras.optimizers.schedules` only (others are refused); the parameter server's
-   * optimizer follows it by its step count (one step per applied push). Default: `{}`. @group param
+   * optimizer follows it by its step count (one step per applied gradient; with `stepsPerSync > 1`
+   * each worker's local optimizer by its own steps). Default: `{}`. @group param
    */
   final val optimizerOptions: JsonObjectParam = new JsonObjectParam(this, "optimizerOptions",
     "optimizer options as a JSON object, e.g. {\"learning_rate\": 0.001}; learning_rate may be a Keras schedule " +
