@@ -37,7 +37,8 @@ setup(
         # a Spark Connect client (pyspark's own "connect" needs beyond the packages above)
         "connect": CONNECT_CLIENT,
         "test": ["pytest==9.2.0", "scikit-learn==1.9.1", *CONNECT_CLIENT,
-                 "venv-pack==0.2.0"],  # packs the wheel's virtualenv for spark.archives (test_package)
+                 "venv-pack==0.2.0",  # packs the wheel's virtualenv for spark.archives (test_package)
+                 "tensorboard==2.21.0"],  # its EventAccumulator reads back the tensorboardDir event files
         # mlflow.spark / mlflow.keras / mlflow.pyfunc with a sqlite tracking store. mlflow-skinny, not
         # mlflow: the full package caps pyarrow below our pin. sqlalchemy + alembic run the sqlite store.
         "mlflow": ["mlflow-skinny==3.17.2", "sqlalchemy==2.0.58", "alembic==1.20.1"],
