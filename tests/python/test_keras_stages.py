@@ -106,40 +106,6 @@ def test_summary_json_has_shapes(data, capfd) -> None:
     assert "dlbridge fit" not in capfd.readouterr().err  # verbose=0: no progress line
 
 
-def job_descriptions(spark) -> list:  # type: ignore[no-untyped-def]
-    """The descriptions of the application's jobs, from Spark's status store (what the UI shows)."""
-    jobs = spark.sparkContext._jsc.sc().statusStore().jobsList(None).iterator()
-    found = []
-    while jobs.hasNext():
-        description = jobs.next().description()
-        if description.isDefined():
-            found.append(description.get())
-    return found
-
-
-def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, capfd) -> None:
-    train, _ = data
-    sc = spark.sparkContext
-    est = KerasEstimator(hiddenLayers=[8], **{**QUICK, "verbose": 2, "validationFraction": 0.2})
-    sc.setJobDescription("the caller's description")
-    try:
-        est.fit(train)
-        assert sc.getLocalProperty("spark.job.description") == "the caller's description"  # restored
-    finally:
-        sc.setJobDescription(None)  # type: ignore[arg-type]
-    console = capfd.readouterr().err
-    assert progress_epochs(console, est.uid) == [(1, 2), (2, 2)], console[-3000:]
-    assert " - val_loss " in console and " - val_accuracy " in console
-    # verbose=2: also the input preparation and the training setup
-    assert f"dlbridge fit {est.uid}: input read, checked and cached in " in console, console[-3000:]
-    assert f"dlbridge fit {est.uid}: hogwild mode, 2 workers, loss sparse_categorical_crossentropy, " in console
-    expected = {f"dlbridge fit {est.uid} epoch {k}/2" for k in (1, 2)} | {f"dlbridge fit {est.uid} preparing input"}
-    deadline = time.monotonic() + 10  # the status store follows the listener bus, asynchronously
-    while not expected <= set(job_descriptions(spark)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert expected <= set(job_descriptions(spark)), job_descriptions(spark)
-
-
 def test_metrics_early_stopping_and_tensorboard_through_the_stage(spark, data, tmp_path, capfd) -> None:
     """The per-epoch params from PySpark through the Scala stage: val_<metric> in the progress line, in
     model.summary and in the JVM summary's metric(name); early stopping's epochs in the summary;
@@ -173,3 +139,38 @@ def test_metrics_early_stopping_and_tensorboard_through_the_stage(spark, data, t
     events = EventAccumulator(board + "/validation")
     events.Reload()
     assert [e.step for e in events.Tensors("epoch_auc")] == [1, 2]
+
+
+def job_descriptions(spark) -> list:  # type: ignore[no-untyped-def]
+    """The descriptions of the application's jobs, from Spark's status store (what the UI shows)."""
+    jobs = spark.sparkContext._jsc.sc().statusStore().jobsList(None).iterator()
+    found = []
+    while jobs.hasNext():
+        description = jobs.next().description()
+        if description.isDefined():
+            found.append(description.get())
+    return found
+
+
+def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, capfd) -> None:
+    train, _ = data
+    sc = spark.sparkContext
+    est = KerasEstimator(hiddenLayers=[8], **{**QUICK, "verbose": 2, "validationFraction": 0.2})
+    sc.setJobDescription("the caller's description")
+    try:
+        est.fit(train)
+        assert sc.getLocalProperty("spark.job.description") == "the caller's description"  # restored
+    finally:
+        sc.setJobDescription(None)  # type: ignore[arg-type]
+    console = capfd.readouterr().err
+    assert progress_epochs(console, est.uid) == [(1, 2), (2, 2)], console[-3000:]
+    assert " - val_loss " in console and " - val_accuracy " in console
+    # verbose=2: also the input preparation and the training setup
+    assert f"dlbridge fit {est.uid}: input read, checked and cached in " in console, console[-3000:]
+    assert f"dlbridge fit {est.uid}: hogwild mode, 2 workers, loss sparse_categorical_crossentropy, " in console
+    expected = {f"dlbridge fit {est.uid} epoch {k}/2" for k in (1, 2)} | {f"dlbridge fit {est.uid} preparing input"}
+    deadline = time.monotonic() + 10  # the status store follows the listener bus, asynchronously
+    while not expected <= set(job_descriptions(spark)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert expected <= set(job_descriptions(spark)), job_descriptions(spark)
+
