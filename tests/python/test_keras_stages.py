@@ -99,13 +99,6 @@ def test_bad_input_rejected_before_any_job(spark, data) -> None:
         KerasEstimator(optimizerOptions="lr=1")
 
 
-def test_summary_json_has_shapes(data, capfd) -> None:
-    train, _ = data
-    model = KerasEstimator(hiddenLayers=[8], **{**QUICK, "epochs": 1}).fit(train)
-    assert json.loads(json.dumps(model.summary))["outputShape"] == [10]
-    assert "dlbridge fit" not in capfd.readouterr().err  # verbose=0: no progress line
-
-
 def test_metrics_early_stopping_and_tensorboard_through_the_stage(spark, data, tmp_path, capfd) -> None:
     """The per-epoch params from PySpark through the Scala stage: val_<metric> in the progress line, in
     model.summary and in the JVM summary's metric(name); early stopping's epochs in the summary;
@@ -139,6 +132,13 @@ def test_metrics_early_stopping_and_tensorboard_through_the_stage(spark, data, t
     events = EventAccumulator(board + "/validation")
     events.Reload()
     assert [e.step for e in events.Tensors("epoch_auc")] == [1, 2]
+
+
+def test_summary_json_has_shapes(data, capfd) -> None:
+    train, _ = data
+    model = KerasEstimator(hiddenLayers=[8], **{**QUICK, "epochs": 1}).fit(train)
+    assert json.loads(json.dumps(model.summary))["outputShape"] == [10]
+    assert "dlbridge fit" not in capfd.readouterr().err  # verbose=0: no progress line
 
 
 def job_descriptions(spark) -> list:  # type: ignore[no-untyped-def]
