@@ -173,4 +173,3 @@ def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, c
     while not expected <= set(job_descriptions(spark)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert expected <= set(job_descriptions(spark)), job_descriptions(spark)
-
