@@ -199,23 +199,43 @@ def test_metric_states_of_partitions_merge_into_the_whole_data_value():
     """Two partitions' metric states, summed, give what one Keras metric gives on all rows."""
     import keras
 
-    from dlbridge.trainer.metrics import MetricSet
-
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 40).astype(np.int32)
     logits = rng.normal(size=(40, 3)).astype(np.float32)
-    parts = []
-    for rows in (slice(0, 15), slice(15, 40)):
-        metric_set = MetricSet(["auc", "accuracy", "mae"], sparse=True, num_outputs=3, from_logits=True)
-        metric_set.update(y[rows], logits[rows])
-        parts.append(metric_set.state())
-    merged = MetricSet(["auc", "accuracy", "mae"], sparse=True, num_outputs=3, from_logits=True).merge(parts)
+    merged = _merged_by_partition(["auc", "accuracy", "mae"], y, logits, sparse=True, from_logits=True)
     probabilities, one_hot = keras.ops.softmax(logits).numpy(), np.eye(3, dtype=np.float32)[y]
     whole = {"val_auc": keras.metrics.AUC(), "val_accuracy": keras.metrics.SparseCategoricalAccuracy(),
              "val_mae": keras.metrics.MeanAbsoluteError()}
     for name, metric in whole.items():
         metric.update_state(y if name == "val_accuracy" else one_hot, probabilities)
         assert merged[name] == pytest.approx(float(metric.result()), abs=1e-6), name
+
+
+def _merged_by_partition(names, y, outputs, **kwargs):  # type: ignore[no-untyped-def]
+    """The metrics of rows 0-14 and 15-39 computed apart, then merged (as from two validation tasks)."""
+    from dlbridge.trainer.metrics import MetricSet
+
+    kwargs.update(num_outputs=outputs.shape[1], label_dim=0 if kwargs["sparse"] else y.shape[1])
+    parts = []
+    for rows in (slice(0, 15), slice(15, 40)):
+        metric_set = MetricSet(names, **kwargs)
+        metric_set.update(y[rows], outputs[rows])
+        parts.append(metric_set.state())
+    return MetricSet(names, **kwargs).merge(parts)
+
+
+def test_regression_metrics_with_lazily_built_state_merge_too():
+    """r2_score creates its state on first use: it is built before the first batch, so states line up."""
+    import keras
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(40, 1)).astype(np.float32)
+    predictions = (y + rng.normal(scale=0.5, size=(40, 1))).astype(np.float32)
+    merged = _merged_by_partition(["r2_score", "rmse"], y, predictions, sparse=False, from_logits=False)
+    r2, rmse = keras.metrics.R2Score(), keras.metrics.RootMeanSquaredError()
+    for metric in (r2, rmse):
+        metric.update_state(y, predictions)
+    assert merged == pytest.approx({"val_r2_score": float(r2.result()), "val_rmse": float(rmse.result())}, abs=1e-5)
 
 
 def test_early_stopping_stops_after_patience_and_restores_the_best_weights():

@@ -41,10 +41,8 @@ class EpochHooks:
         if options.metrics:
             from dlbridge.trainer import metrics
 
-            metrics.check_runs(options.metrics, objective.sparse, objective.num_outputs, objective.from_logits,
-                               label_dim)
-            self.metric_set = metrics.MetricSet(options.metrics, objective.sparse, objective.num_outputs,
-                                                objective.from_logits)
+            self.metric_set = metrics.check_runs(options.metrics, objective.sparse, objective.num_outputs,
+                                                 objective.from_logits, label_dim)
         if options.tensorboardDir:
             from dlbridge.trainer.tensorboard import TensorBoardWriter
 

@@ -77,14 +77,39 @@ class MetricSet:
         Units of the model's output.
     from_logits : bool
         The model outputs logits: metrics get softmax (or sigmoid) of them.
+    label_dim : int
+        0 for a scalar label, else the label array's length.
+
+    Raises
+    ------
+    ValueError
+        If a metric does not fit the label and the model: each metric is
+        updated once on two rows of zeros (eagerly, so that metrics which
+        create their state on first use, such as ``r2_score``, have it before
+        any compiled step or merge), then reset.
     """
 
-    def __init__(self, names: Sequence[str], sparse: bool, num_outputs: int, from_logits: bool) -> None:
+    def __init__(self, names: Sequence[str], sparse: bool, num_outputs: int, from_logits: bool,
+                 label_dim: int) -> None:
         self.names = list(names)
         self.sparse, self.num_outputs, self.from_logits = sparse, num_outputs, from_logits
         self.metrics = [_build(n, sparse, num_outputs) for n in self.names]
         self._sparse_aware = [_canonical(n) in _BY_LABEL or "sparse" in type(m).__name__.lower()
                               for n, m in zip(self.names, self.metrics)]
+        self._build_state(label_dim)
+
+    def _build_state(self, label_dim: int) -> None:
+        import tensorflow as tf
+
+        y = tf.zeros([2], tf.int32) if self.sparse else tf.zeros([2, label_dim or 1], tf.float32)
+        try:
+            self.update(y, tf.fill([2, self.num_outputs], 1.0 / self.num_outputs))
+        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
+            label = "class index" if self.sparse else f"{label_dim or 1} value(s)"
+            raise ValueError(f"Option metrics={self.names!r} does not fit this model ({self.num_outputs} outputs) "
+                             f"and label ({label}): {e}. Fix: choose metrics for this task, e.g. "
+                             f"{', '.join(EXAMPLES)}.") from e
+        self.reset()
 
     def reset(self) -> None:
         """Clear every metric's state (start of a validation task)."""
@@ -140,27 +165,16 @@ def _scalar(name: str, value: Any) -> float:
     return float(array.reshape(()))
 
 
-def check_runs(names: Sequence[str], sparse: bool, num_outputs: int, from_logits: bool, label_dim: int) -> None:
-    """Update and read the metrics once on the driver on two rows, so a metric that does not fit the
-    label or the model fails with a clear error before training.
+def check_runs(names: Sequence[str], sparse: bool, num_outputs: int, from_logits: bool,
+               label_dim: int) -> MetricSet:
+    """The driver's :class:`MetricSet`, once built (which updates each metric on two rows) and read, so a
+    metric that does not fit the label or the model, or gives several values, fails before training.
 
     Raises
     ------
     ValueError
         Naming the metric and the fix.
     """
-    import tensorflow as tf
-
-    metric_set = MetricSet(names, sparse, num_outputs, from_logits)
-    if sparse:
-        y = tf.zeros([2], tf.int32)
-    else:
-        y = tf.zeros([2, label_dim or 1], tf.float32)
-    predictions = tf.fill([2, num_outputs], 1.0 / num_outputs)
-    try:
-        metric_set.update(y, predictions)
-    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
-        raise ValueError(f"Option metrics={list(names)!r} does not fit this model ({num_outputs} outputs) and "
-                         f"label ({'class index' if sparse else f'{label_dim or 1} value(s)'}): {e}. Fix: choose "
-                         f"metrics for this task, e.g. {', '.join(EXAMPLES)}.") from e
+    metric_set = MetricSet(names, sparse, num_outputs, from_logits, label_dim)
     metric_set.merge([metric_set.state()])
+    return metric_set

@@ -39,7 +39,7 @@ def _metric_set(model: Any, spec: Any) -> Any:
     from dlbridge.trainer.metrics import MetricSet
 
     outputs = int(model.compute_output_shape((None, spec.input_dim))[-1])
-    return MetricSet(spec.options.metrics, spec.sparse, outputs, spec.from_logits)
+    return MetricSet(spec.options.metrics, spec.sparse, outputs, spec.from_logits, spec.label_dim)
 
 
 class ModelRuntime:
