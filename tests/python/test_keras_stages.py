@@ -138,3 +138,102 @@ def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, c
     while not expected <= set(job_descriptions(spark)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert expected <= set(job_descriptions(spark)), job_descriptions(spark)
+
+
+# --- KerasModel.fromSavedModel (issue 11, item 8) ---
+
+def signature_output(directory: str, endpoint: str, x: np.ndarray) -> np.ndarray:
+    """What the SavedModel's signature ``endpoint`` returns for ``x``, called directly with TensorFlow."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(directory).signatures[endpoint]
+    (name,) = signature.structured_input_signature[1]
+    (output,) = signature(**{name: tf.constant(x)}).values()
+    return output.numpy()
+
+
+def save_linear_module(directory: str, outputs: int) -> None:
+    """A tf.Module computing logits ``x @ w + b`` of 64 inputs, saved with one signature, ``predict``."""
+    import tensorflow as tf
+
+    class Linear(tf.Module):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(3)
+            self.w = tf.Variable(rng.normal(size=(64, outputs)).astype("float32"))
+            self.b = tf.Variable(np.full(outputs, 0.1, "float32"))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 64], tf.float32, name="pixels")])
+        def __call__(self, pixels):  # type: ignore[no-untyped-def]
+            return {"scores": tf.matmul(pixels, self.w) + self.b}
+
+    module = Linear()
+    tf.saved_model.save(module, directory, signatures={"predict": module.__call__})
+
+
+def rows(frame, *columns: str) -> list:  # type: ignore[no-untyped-def]
+    """The columns of a collected pandas frame as numpy matrices (Vectors and arrays stacked)."""
+    pdf = frame.toPandas()
+    return [np.stack([v.toArray() if hasattr(v, "toArray") else v for v in pdf[c]]).astype("float64")
+            if c != "prediction" else pdf[c].to_numpy() for c in columns]
+
+
+def test_saved_model_stage_predicts_its_signature_and_outlives_the_directory(spark, data, tmp_path) -> None:
+    import shutil
+
+    _, test = data
+    directory = str(tmp_path / "exported")
+    small_keras_model().export(directory, verbose=False)  # softmax output: already probabilities
+    stage = KerasModel.fromSavedModel(directory).setRawOutputCol("raw")  # endpoint serving_default
+    features, raw, prediction, probability = rows(
+        stage.transform(test).select("features", "raw", "prediction", "probability"),
+        "features", "raw", "prediction", "probability")
+    expected = signature_output(directory, "serving_default", features.astype("float32"))
+    np.testing.assert_allclose(raw, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(probability, expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(prediction, expected.argmax(axis=1))
+    assert stage.numFeatures == 64 and stage.summary["outputShape"] == [10]
+
+    saved = tmp_path / "stage"
+    stage.write().save(str(saved))
+    shutil.rmtree(directory)
+    assert (saved / "data" / "saved_model.zip").is_file()
+    loaded = KerasModel.load(str(saved))
+    (again,) = rows(loaded.transform(test).select("raw"), "raw")
+    np.testing.assert_allclose(again, raw, rtol=0, atol=1e-6)
+
+
+def test_saved_model_endpoint_task_and_logits(spark, data, tmp_path) -> None:
+    _, test = data
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    save_linear_module(one, outputs=1)
+    save_linear_module(two, outputs=3)
+    regressor = KerasModel.fromSavedModel(one, "predict").setTask("regression").setRawOutputCol("raw")
+    features, prediction = rows(regressor.transform(test).select("features", "prediction"), "features", "prediction")
+    expected = signature_output(one, "predict", features.astype("float32"))
+    np.testing.assert_allclose(prediction, expected[:, 0], rtol=0, atol=1e-5)
+    # a classifier ending in logits (no Softmax in its graph) gets softmax applied, as .keras models do
+    classifier = KerasModel.fromSavedModel(two, "predict")
+    features, prediction, probability = rows(classifier.transform(test).select("features", "prediction", "probability"),
+                                             "features", "prediction", "probability")
+    logits = signature_output(two, "predict", features.astype("float32"))
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probability, softmax / softmax.sum(axis=1, keepdims=True), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(prediction, logits.argmax(axis=1))
+    layer = classifier.kerasModel()  # the TFSMLayer of the stage's SavedModel
+    assert type(layer).__name__ == "TFSMLayer"
+    np.testing.assert_allclose(next(iter(layer(features[:4].astype("float32")).values())), logits[:4], atol=1e-5)
+
+
+def test_saved_model_errors_name_the_path_and_list_the_endpoints(spark, tmp_path) -> None:
+    directory = str(tmp_path / "module")
+    save_linear_module(directory, outputs=1)
+    tracker = spark.sparkContext.statusTracker()
+    before = len(tracker.getJobIdsForGroup(None))
+    with pytest.raises(Exception, match=f"SavedModel '{directory}' has no endpoint 'serve'; its endpoints: predict."):
+        KerasModel.fromSavedModel(directory, "serve")
+    with pytest.raises(Exception, match=f"'{tmp_path}' is not a TensorFlow SavedModel directory: it holds no "
+                                        "saved_model.pb. Fix: pass the directory written by tf.saved_model.save"):
+        KerasModel.fromSavedModel(str(tmp_path))
+    with pytest.raises(Exception, match=f"SavedModel path '{tmp_path}/none' does not exist"):
+        KerasModel.fromSavedModel(str(tmp_path / "none"), "predict")
+    assert len(tracker.getJobIdsForGroup(None)) == before

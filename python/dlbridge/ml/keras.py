@@ -196,19 +196,25 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasM
         Loaded from the stage's Keras v3 archive (the ``data/model.keras`` it
         saves) with ``safe_mode=True`` and not compiled, e.g. to log it with
         ``mlflow.keras.log_model`` or to call ``predict`` on numpy arrays.
-        Each call loads a new, independent copy.
+        Each call loads a new, independent copy. For a stage made by
+        :meth:`fromSavedModel`, it is the ``keras.layers.TFSMLayer`` of the
+        stage's SavedModel and endpoint (callable on a batch; returns what the
+        endpoint returns).
 
         Returns
         -------
-        keras.Model
-            The trained (or ``fromFile``) model, uncompiled.
+        keras.Model or keras.layers.TFSMLayer
+            The trained (or ``fromFile``) model, uncompiled; the TFSMLayer of a SavedModel stage.
         """
         require_classic("KerasModel.kerasModel()", _SAVED_MODEL_FIX)
-        from dlbridge.inference import load_model_bytes
+        from dlbridge.inference import load_model_bytes, saved_model
 
-        # modelBytes is package-private in Scala (public in bytecode), as pyspark's wrappers call
-        # Spark's private[ml] members; it is the archive the stage saves and runs.
-        return load_model_bytes(bytes(self._java_obj.modelBytes()), source=f"KerasModel {self.uid}")
+        # modelBytes and networkFile are package-private in Scala (public in bytecode), as pyspark's
+        # wrappers call Spark's private[ml] members; modelBytes is the archive the stage saves and runs.
+        network = bytes(self._java_obj.modelBytes())
+        if self._java_obj.networkFile() == saved_model.ARCHIVE:
+            return saved_model.load_layer(network, self.summary["savedModelEndpoint"], f"KerasModel {self.uid}")
+        return load_model_bytes(network, source=f"KerasModel {self.uid}")
 
     @classmethod
     def fromFile(cls, path: str) -> "KerasModel":
@@ -226,6 +232,47 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasM
             raise RuntimeError("KerasModel.fromFile needs an active SparkSession; create one first.")
         ensure_driver_backend(spark)
         return cls(spark.sparkContext._jvm.dlbridge.ml.KerasModel.fromFile(path))
+
+    @classmethod
+    def fromSavedModel(cls, path: str, endpoint: Optional[str] = None) -> "KerasModel":
+        """A Model stage for a TensorFlow SavedModel directory, run through ``keras.layers.TFSMLayer``.
+
+        The stage keeps the directory's files (read on the driver through the
+        Hadoop FS API, so any Hadoop FS path works) and saves them in its
+        ``data/``, so it keeps working after the directory is deleted. Set
+        ``task`` to ``"regression"`` for a regressor; a classifier's output
+        counts as probabilities when the endpoint computes it with Softmax or
+        Sigmoid, else as logits. A SavedModel is trusted like a model file: its
+        graph runs TensorFlow ops.
+
+        Parameters
+        ----------
+        path : str
+            The SavedModel directory, as written by ``tf.saved_model.save(obj, path)``
+            or ``model.export(path)``.
+        endpoint : str
+            The signature or restored function to call; it must take one input
+            tensor and return one output tensor (alone or as the only entry of
+            a dict). Defaults to `None`: ``"serving_default"``, the default of
+            Scala's ``KerasModel.fromSavedModel(path)``; ``model.export`` also
+            writes ``"serve"``.
+
+        Raises
+        ------
+        Exception
+            Before any Spark job: a path that is not a SavedModel directory (the
+            error names it), or an endpoint the SavedModel lacks (the error lists
+            the endpoints it has). ``NotImplementedError`` under Spark Connect.
+        """
+        require_classic(f"KerasModel.fromSavedModel('{path}')",
+                        "make the stage once outside Spark Connect (a PySpark or spark-submit job: "
+                        "KerasModel.fromSavedModel(path).write().save(dir)), then call KerasModel.load(dir) here.")
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            raise RuntimeError("KerasModel.fromSavedModel needs an active SparkSession; create one first.")
+        ensure_driver_backend(spark)
+        factory = spark.sparkContext._jvm.dlbridge.ml.KerasModel
+        return cls(factory.fromSavedModel(path) if endpoint is None else factory.fromSavedModel(path, endpoint))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         ensure_driver_backend(dataset.sparkSession)
