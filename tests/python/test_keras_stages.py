@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -178,12 +179,14 @@ def rows(frame, *columns: str) -> list:  # type: ignore[no-untyped-def]
 
 
 def test_saved_model_stage_predicts_its_signature_and_outlives_the_directory(spark, data, tmp_path) -> None:
+    import glob
     import shutil
+    import tempfile
 
     _, test = data
     directory = str(tmp_path / "exported")
     small_keras_model().export(directory, verbose=False)  # softmax output: already probabilities
-    stage = KerasModel.fromSavedModel(directory).setRawOutputCol("raw")  # endpoint serving_default
+    stage = KerasModel.fromSavedModel(f"file://{directory}").setRawOutputCol("raw")  # endpoint serving_default
     features, raw, prediction, probability = rows(
         stage.transform(test).select("features", "raw", "prediction", "probability"),
         "features", "raw", "prediction", "probability")
@@ -192,6 +195,8 @@ def test_saved_model_stage_predicts_its_signature_and_outlives_the_directory(spa
     np.testing.assert_allclose(probability, expected, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(prediction, expected.argmax(axis=1))
     assert stage.numFeatures == 64 and stage.summary["outputShape"] == [10]
+    # the driver and the (local) Python workers removed the directories they unpacked the SavedModel into
+    assert glob.glob(os.path.join(tempfile.gettempdir(), "dlbridge-savedmodel-*")) == []
 
     saved = tmp_path / "stage"
     stage.write().save(str(saved))

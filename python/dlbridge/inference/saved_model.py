@@ -92,17 +92,28 @@ def load_layer(archive: bytes, endpoint: str, source: str = "The SavedModel") ->
 
     with unpacked(archive, source) as directory:
         try:
-            loaded = tf.saved_model.load(directory)
-        except (OSError, ValueError, tf.errors.OpError) as e:
-            raise ValueError(f"{source} cannot be loaded as a TensorFlow SavedModel ({type(e).__name__}: "
-                             f"{str(e).replace(directory, source)[:500]}). Fix: pass the directory written by "
-                             "tf.saved_model.save(obj, dir) or model.export(dir).") from None
-        found = endpoints(loaded)
-        if endpoint not in found:
-            raise ValueError(f"{source} has no endpoint '{endpoint}'; its endpoints: {', '.join(found) or 'none'}. "
-                             "Fix: pass one of them as the endpoint (model.export writes 'serve' and "
-                             f"'serving_default'; tf.saved_model.save writes the signatures it is given).")
-        return keras.layers.TFSMLayer(directory, call_endpoint=endpoint)
+            return keras.layers.TFSMLayer(directory, call_endpoint=endpoint)
+        except (OSError, ValueError, TypeError, AttributeError, tf.errors.OpError) as e:
+            raise _diagnosed(directory, endpoint, source, e) from None
+
+
+def _diagnosed(directory: str, endpoint: str, source: str, error: BaseException) -> ValueError:
+    """Why TFSMLayer failed: the SavedModel does not load, lacks the endpoint (listing those it has), or else."""
+    import tensorflow as tf
+
+    text = str(error).replace(directory, source)[:500]
+    try:
+        found = endpoints(tf.saved_model.load(directory))
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        return ValueError(f"{source} cannot be loaded as a TensorFlow SavedModel ({type(e).__name__}: "
+                          f"{str(e).replace(directory, source)[:500]}). Fix: pass the directory written by "
+                          "tf.saved_model.save(obj, dir) or model.export(dir).")
+    if endpoint not in found:
+        return ValueError(f"{source} has no endpoint '{endpoint}'; its endpoints: {', '.join(found) or 'none'}. "
+                          "Fix: pass one of them as the endpoint (model.export writes 'serve' and "
+                          "'serving_default'; tf.saved_model.save writes the signatures it is given).")
+    return ValueError(f"{source}: keras.layers.TFSMLayer cannot call endpoint '{endpoint}' "
+                      f"({type(error).__name__}: {text}). Fix: export a function of one input tensor.")
 
 
 def _io_specs(layer: Any, endpoint: str, source: str) -> Tuple[Any, Any, Any]:
@@ -139,10 +150,12 @@ def describe(archive: bytes, endpoint: str, source: str = "The SavedModel") -> d
 
 
 def _shapes(input_spec: Any, output_spec: Any, endpoint: str, source: str) -> dict:
-    in_shape, out_shape = list(input_spec.shape)[1:], list(output_spec.shape)[1:]
-    if size(in_shape) is None or size(out_shape) is None or len(input_spec.shape) < 1:
-        raise ValueError(f"{source}: endpoint '{endpoint}' has input shape {list(input_spec.shape)} and output "
-                         f"shape {list(output_spec.shape)}; dlbridge needs both fully known besides the batch "
+    known = input_spec.shape.rank and output_spec.shape.rank  # rank >= 1 (a batch dimension) and known
+    in_shape = list(input_spec.shape)[1:] if known else [None]
+    out_shape = list(output_spec.shape)[1:] if known else [None]
+    if size(in_shape) is None or size(out_shape) is None:
+        raise ValueError(f"{source}: endpoint '{endpoint}' has input shape {input_spec.shape} and output "
+                         f"shape {output_spec.shape}; dlbridge needs both fully known besides the batch "
                          "dimension. Fix: export with a fixed input_signature, e.g. tf.TensorSpec([None, 4]).")
     if not (input_spec.dtype.is_floating or input_spec.dtype.is_integer):
         raise ValueError(f"{source}: endpoint '{endpoint}' takes {input_spec.dtype.name} input; dlbridge feeds "
@@ -175,7 +188,7 @@ def load_prepared(archive: bytes, endpoint: str, threads: int | None = None) -> 
 
     logger.info("loaded SavedModel (%d bytes, endpoint %s) in pid %d; intra-op threads %s", len(archive), endpoint,
                 os.getpid(), intra)
-    return Loaded(layer, forward, tuple(shapes["inputShape"]), int(size(shapes["outputShape"]) or 0),
+    return Loaded(layer, forward, tuple(shapes["inputShape"]), int(np.prod(shapes["outputShape"])),
                   ends_in_probabilities(function))
 
 

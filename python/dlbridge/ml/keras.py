@@ -223,15 +223,11 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasM
         Not available under Spark Connect (``NotImplementedError``): convert the
         file once with a classic session or a JVM job, then ``KerasModel.load``.
         """
-        require_classic(f"KerasModel.fromFile('{path}')",
-                        "convert the file once outside Spark Connect (a PySpark or spark-submit job: "
-                        "KerasModel.fromFile(path).write().save(dir)), then call KerasModel.load(dir) here; or "
-                        "train from it here with KerasEstimator(modelFile=path).")
-        spark = SparkSession.getActiveSession()
-        if spark is None:
-            raise RuntimeError("KerasModel.fromFile needs an active SparkSession; create one first.")
-        ensure_driver_backend(spark)
-        return cls(spark.sparkContext._jvm.dlbridge.ml.KerasModel.fromFile(path))
+        scala = _scala_companion(f"KerasModel.fromFile('{path}')",
+                                 "convert the file once outside Spark Connect (a PySpark or spark-submit job: "
+                                 "KerasModel.fromFile(path).write().save(dir)), then call KerasModel.load(dir) "
+                                 "here; or train from it here with KerasEstimator(modelFile=path).")
+        return cls(scala.fromFile(path))
 
     @classmethod
     def fromSavedModel(cls, path: str, endpoint: Optional[str] = None) -> "KerasModel":
@@ -264,19 +260,28 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasM
             error names it), or an endpoint the SavedModel lacks (the error lists
             the endpoints it has). ``NotImplementedError`` under Spark Connect.
         """
-        require_classic(f"KerasModel.fromSavedModel('{path}')",
-                        "make the stage once outside Spark Connect (a PySpark or spark-submit job: "
-                        "KerasModel.fromSavedModel(path).write().save(dir)), then call KerasModel.load(dir) here.")
-        spark = SparkSession.getActiveSession()
-        if spark is None:
-            raise RuntimeError("KerasModel.fromSavedModel needs an active SparkSession; create one first.")
-        ensure_driver_backend(spark)
-        factory = spark.sparkContext._jvm.dlbridge.ml.KerasModel
-        return cls(factory.fromSavedModel(path) if endpoint is None else factory.fromSavedModel(path, endpoint))
+        scala = _scala_companion(f"KerasModel.fromSavedModel('{path}')",
+                                 "make the stage once outside Spark Connect (a PySpark or spark-submit job: "
+                                 "KerasModel.fromSavedModel(path).write().save(dir)), then call "
+                                 "KerasModel.load(dir) here.")
+        return cls(scala.fromSavedModel(path) if endpoint is None else scala.fromSavedModel(path, endpoint))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         ensure_driver_backend(dataset.sparkSession)
         return super()._transform(dataset)
+
+
+def _scala_companion(call: str, fix: str) -> Any:
+    """Scala's ``KerasModel`` object (its statics), for ``call``: needs a classic session, whose backend it starts.
+
+    ``fix`` is the way round under Spark Connect (``NotImplementedError`` there).
+    """
+    require_classic(call, fix)
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise RuntimeError(f"{call} needs an active SparkSession; create one first.")
+    ensure_driver_backend(spark)
+    return spark.sparkContext._jvm.dlbridge.ml.KerasModel
 
 
 _SAVED_MODEL_FIX = ("save the model (model.write().save(path)) and load its data/model.keras with "
