@@ -21,7 +21,8 @@ def test_option_defaults_match_the_contract():
     assert json.loads(opts.to_json()) == {
         "mode": "hogwild", "epochs": 10, "batchSize": 128, "numWorkers": 2, "optimizer": "adam",
         "optimizerOptions": "{}", "loss": "", "stepsPerSync": 1, "shuffle": True,
-        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error"}
+        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error",
+        "checkpointDir": "", "checkpointInterval": 10}
     assert TrainingOptions.from_json(opts.to_json()) == opts
     assert TrainingOptions.from_json('{"mode": "sync", "epochs": 3}').epochs == 3
 
@@ -35,6 +36,8 @@ def test_option_defaults_match_the_contract():
     ("optimizerOptions", "{oops", "JSON object"),
     ("shuffle", "yes", "a boolean"),
     ("handleInvalid", "keep", "one of error, skip"),
+    ("checkpointInterval", 0, "an integer >= 1, or -1 to disable checkpoints"),
+    ("checkpointDir", None, "a directory path or Hadoop FS URI"),
 ])
 def test_invalid_options_name_the_option_and_value(field, value, expected):
     with pytest.raises(ValueError) as info:

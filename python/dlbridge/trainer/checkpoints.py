@@ -172,7 +172,8 @@ class Checkpoints:
 
     def _check_identity(self, found: Checkpoint) -> None:
         theirs = found.meta.get("fingerprint", {})
-        differ = [f"{key} (checkpoint: {theirs.get(key)!r}, this fit: {mine!r})"
+        differ = [("architecture (the layers or their configuration)" if key == "architecture" else
+                   f"{key} (checkpoint: {theirs.get(key)!r}, this fit: {mine!r})")
                   for key, mine in self.identity.items() if theirs.get(key) != mine]
         if found.meta.get("format") != FORMAT or differ:
             what = "; ".join(differ) or f"format {found.meta.get('format')!r}, expected {FORMAT}"
