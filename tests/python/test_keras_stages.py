@@ -144,23 +144,23 @@ def test_checkpoints_resume_a_fit_and_refuse_another_model(data, tmp_path, capfd
     """checkpointDir as a file:// URI (written through the JVM's Hadoop FileSystem): resume, finish, refuse."""
     train, _ = data
     uri = (tmp_path / "checkpoints").as_uri()
-    est = KerasEstimator(hiddenLayers=[16], checkpointDir=uri, checkpointInterval=2, **{**QUICK, "epochs": 3})
+    est = KerasEstimator(hiddenLayers=[16], checkpointDir=uri, checkpointInterval=2, **QUICK)
     first = est.fit(train)
-    assert first.summary["resumedFromEpoch"] == 0 and len(first.summary["history"]) == 3
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if not p.name.startswith(".")] == ["epoch-000003.npz"]
+    assert first.summary["resumedFromEpoch"] == 0 and len(first.summary["history"]) == 2
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if not p.name.startswith(".")] == ["epoch-000002.npz"]
 
-    resumed = est.setEpochs(4).setVerbose(1).fit(train)
-    assert [h["epoch"] for h in resumed.summary["history"]] == [4]
-    assert resumed._call_java("summary").resumedFromEpoch() == 3  # Scala/Java's KerasTrainingSummary
+    resumed = est.setEpochs(3).setVerbose(1).fit(train)  # epoch 3 is not a multiple of 2, but the last one
+    assert [h["epoch"] for h in resumed.summary["history"]] == [3]
+    assert resumed._call_java("summary").resumedFromEpoch() == 2  # Scala/Java's KerasTrainingSummary
     console = capfd.readouterr().err
-    assert f"dlbridge fit {est.uid}: resumed from epoch 3 of the checkpoint in {uri} (1 of 4 epochs left)" in console
-    assert progress_epochs(console, est.uid) == [(4, 4)], console[-3000:]
+    assert f"dlbridge fit {est.uid}: resumed from epoch 2 of the checkpoint in {uri} (1 of 3 epochs left)" in console
+    assert progress_epochs(console, est.uid) == [(3, 3)], console[-3000:]
 
-    done = est.setEpochs(2).setVerbose(0).fit(train)  # the checkpoint's epoch 4 >= epochs: returned at once
-    assert done.summary["resumedFromEpoch"] == 4 and done.summary["history"] == []
+    done = est.setEpochs(2).setVerbose(0).fit(train)  # the checkpoint's epoch 3 >= epochs: returned at once
+    assert done.summary["resumedFromEpoch"] == 3 and done.summary["history"] == []
     for mine, theirs in zip(done.kerasModel().get_weights(), resumed.kerasModel().get_weights()):
         np.testing.assert_array_equal(mine, theirs)
-    with pytest.raises(Exception, match=f"checkpointDir '{uri}' holds a checkpoint .epoch-000004.npz, epoch 4. of "
+    with pytest.raises(Exception, match=f"checkpointDir '{uri}' holds a checkpoint .epoch-000003.npz, epoch 3. of "
                                         "a different model or training setup: architecture .the layers or their configuration"):
         est.setHiddenLayers([8]).fit(train)
     with pytest.raises(Exception, match="checkpointInterval given invalid value 0"):

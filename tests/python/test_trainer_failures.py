@@ -113,7 +113,7 @@ def test_a_killed_driver_resumes_from_its_last_checkpoint(digits, tmp_path):
     from checkpoint_driver import HIDDEN, OPTIONS
     from processes import cmdline, descendants
 
-    epochs, directory = 5, tmp_path / "checkpoints"
+    epochs, directory = 4, tmp_path / "checkpoints"
     train, x_test, y_test = digits
     options = TrainingOptions(epochs=epochs, verbose=0, **OPTIONS)
     with open(tmp_path / "driver.log", "wb") as log:
