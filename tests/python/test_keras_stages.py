@@ -163,5 +163,8 @@ def test_checkpoints_resume_a_fit_and_refuse_another_model(data, tmp_path, capfd
     with pytest.raises(Exception, match=f"checkpointDir '{uri}' holds a checkpoint .epoch-000003.npz, epoch 3. of "
                                         "a different model or training setup: architecture .the layers or their configuration"):
         est.setHiddenLayers([8]).fit(train)
+    with pytest.raises(Exception, match="checkpointDir 'nofs://x/y' cannot be opened as a local path or a Hadoop FS "
+                                        "URI: .*No FileSystem for scheme"):
+        est.setHiddenLayers([16]).setCheckpointDir("nofs://x/y").fit(train)
     with pytest.raises(Exception, match="checkpointInterval given invalid value 0"):
         est.setHiddenLayers([16]).setCheckpointInterval(0).fit(train)  # Scala's validator, before any job

@@ -44,10 +44,11 @@ import io
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
+from dlbridge.trainer import models
 from dlbridge.trainer.filesystem import TEMP_PREFIX, Directory, directory
 from dlbridge.trainer.options import TrainingOptions
 
@@ -74,13 +75,26 @@ def fingerprint(model: Any, objective: Any, options: TrainingOptions) -> dict[st
     per process: ``dense``, ``dense_1``, ...), so the same architecture built
     twice has the same fingerprint.
     """
-    text = json.dumps(json.loads(model.to_json()), sort_keys=True)
-    names = [model.name] + [layer.name for layer in model._flatten_layers(include_self=False, recursive=True)]
-    for position, name in enumerate(dict.fromkeys(names)):
-        text = text.replace(json.dumps(name), f'"#layer{position}"')
+    config = json.loads(models.config_json(model))
+    text = json.dumps(config, sort_keys=True)
+    for position, name in enumerate(dict.fromkeys(_names(config))):
+        text = text.replace(json.dumps(name), f'"#name{position}"')
     return {"architecture": hashlib.sha256(text.encode()).hexdigest(), "task": objective.task,
             "loss": objective.loss, "optimizer": options.optimizer,
             "optimizerOptions": json.dumps(options.optimizer_kwargs(), sort_keys=True)}
+
+
+def _names(config: Any) -> Iterator[str]:
+    """Every ``"name"`` value of a Keras config, in the order of its sorted keys."""
+    if isinstance(config, dict):
+        for key in sorted(config):
+            if key == "name" and isinstance(config[key], str):
+                yield config[key]
+            else:
+                yield from _names(config[key])
+    elif isinstance(config, list):
+        for item in config:
+            yield from _names(item)
 
 
 class Checkpoints:
@@ -106,8 +120,13 @@ class Checkpoints:
         """The checkpoints of a fit with these options, or ``None`` when checkpoints are off."""
         if not options.checkpointDir or options.checkpointInterval == -1:
             return None
-        return cls(directory(options.checkpointDir, spark), options.checkpointInterval, options.epochs,
-                   fingerprint(model, objective, options))
+        try:
+            files = directory(options.checkpointDir, spark)
+        except Exception as e:  # noqa: BLE001 - py4j's errors of the JVM (no FileSystem for a scheme, ...)
+            raise ValueError(f"checkpointDir {options.checkpointDir!r} cannot be opened as a local path or a Hadoop "
+                             f"FS URI: {_cause(e)}. Fix: give a directory of a file system this application "
+                             "can reach, e.g. hdfs:///user/me/checkpoints or /tmp/checkpoints.") from e
+        return cls(files, options.checkpointInterval, options.epochs, fingerprint(model, objective, options))
 
     def restore(self, model: Any, optimizer: Any) -> int:
         """Load the latest checkpoint into ``model`` and ``optimizer``; its epoch, or 0 when there is none.
@@ -136,10 +155,15 @@ class Checkpoints:
         if epoch % self.interval and epoch < self.epochs:
             return
         name = f"epoch-{epoch:06d}.npz"
-        self.files.write_atomic(name, self._encode(epoch, model, optimizer))
-        for old in self.files.names():
-            if (_NAME.match(old) and old != name) or old.startswith(TEMP_PREFIX):
-                self.files.delete(old)  # older checkpoints, and temporaries of a writer that was killed
+        try:
+            self.files.write_atomic(name, self._encode(epoch, model, optimizer))
+            for old in self.files.names():
+                if (_NAME.match(old) and old != name) or old.startswith(TEMP_PREFIX):
+                    self.files.delete(old)  # older checkpoints, and temporaries of a writer that was killed
+        except Exception as e:  # noqa: BLE001 - OSError, or py4j's errors of the JVM's FileSystem
+            raise RuntimeError(f"dlbridge training stopped after epoch {epoch}: its checkpoint could not be written "
+                               f"to checkpointDir {self.files.location!r}: {_cause(e)}. Fix: make the directory "
+                               "writable, or set checkpointDir to a writable one (or empty).") from e
         logger.info("dlbridge trainer: checkpoint of epoch %d written to %s/%s", epoch, self.files.location, name)
 
     def latest(self) -> Checkpoint | None:
@@ -189,3 +213,10 @@ class Checkpoints:
             raise ValueError(f"checkpointDir {self.files.location!r}: the {what} of checkpoint {found.name} have "
                              f"shapes {received}, this model expects {expected}. Fix: point checkpointDir at a "
                              "new or empty directory for this model.")
+
+
+def _cause(error: BaseException) -> str:
+    """The first line of ``error``: for a JVM exception, its Java class and message, not py4j's trace."""
+    java = getattr(error, "java_exception", None)
+    text = str(java.toString()) if java is not None else f"{type(error).__name__}: {error}"
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

@@ -144,4 +144,15 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
     assert(!lines.exists(_.contains("dlbridge fit")), lines.mkString("\n"))
     assert(descriptions.contains(s"dlbridge fit ${quiet.uid} epoch 1/1"), descriptions.mkString("\n"))
   }
+
+  test("checkpoint params: defaults, Spark's checkpointInterval validator, summary.resumedFromEpoch") {
+    val est = new KerasEstimator()
+    assert(est.getCheckpointDir == "" && est.getCheckpointInterval == 10)
+    assert(est.setCheckpointDir("hdfs:///tmp/ck").setCheckpointInterval(-1).getCheckpointInterval == -1)
+    val zero = intercept[IllegalArgumentException](est.setCheckpointInterval(0))
+    assert(zero.getMessage.contains("checkpointInterval given invalid value 0"))
+    assert(new KerasTrainingSummary("""{"history": [{"epoch": 4, "loss": 0.5}], "resumedFromEpoch": 3}""")
+      .resumedFromEpoch == 3)
+    assert(new KerasTrainingSummary("""{"history": []}""").resumedFromEpoch == 0)  // saved before checkpoints
+  }
 }
