@@ -155,4 +155,18 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
       .resumedFromEpoch == 3)
     assert(new KerasTrainingSummary("""{"history": []}""").resumedFromEpoch == 0)  // saved before checkpoints
   }
+
+  test("a JVM fit (companion backend) checkpoints through Hadoop's FileSystem and resumes from it") {
+    val dir = Files.createTempDirectory("dlbridge-checkpoints")
+    try {
+      val est = new KerasEstimator().setHiddenLayers(Array(16)).setEpochs(1).setBatchSize(64).setVerbose(0)
+        .setCheckpointDir(dir.toUri.toString).setCheckpointInterval(1)
+      assert(est.fit(train).summary.resumedFromEpoch == 0)
+      assert(Files.exists(dir.resolve("epoch-000001.npz")))
+      val resumed = est.setEpochs(2).fit(train).summary
+      assert(resumed.resumedFromEpoch == 1 && resumed.metric("epoch").sameElements(Array(2.0)))
+    } finally {
+      Files.walk(dir).sorted(java.util.Comparator.reverseOrder()).forEach(p => Files.delete(p))
+    }
+  }
 }
