@@ -5,7 +5,7 @@ Scala's ``KerasEstimator`` / ``KerasModel`` reach Python the way every
 with every stage param (set or default, by its Scala name) as the params.
 
 * fit trains with :mod:`dlbridge.trainer` and returns the state
-  ``{"model.keras": <Keras v3 archive>, "summary": {history, inputShape, outputShape}}``,
+  ``{"model.keras": <Keras v3 archive>, "summary": {history, inputShape, outputShape, resumedFromEpoch}}``,
   saved by the JVM as ``data/model.keras`` and ``data/summary.json``, the layout
   of every saved KerasModel;
 * the loader completes the state of a ``.keras`` file trained elsewhere, or of a
@@ -31,6 +31,7 @@ from dlbridge.registry import register_estimator
 _TRAINING_OPTIONS = (
     "mode", "epochs", "batchSize", "numWorkers", "optimizer", "optimizerOptions", "loss",
     "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose", "handleInvalid",
+    "checkpointDir", "checkpointInterval",
 )
 
 
@@ -88,7 +89,8 @@ def fit(df: DataFrame, initialState: Dict[str, bytes] | None = None, **params: A
     source = _model_source(params, start, df)
     options = TrainingOptions(**{name: params[name] for name in _TRAINING_OPTIONS})
     result = train(df, params["featuresCol"], params["labelCol"], source, options=options, task=params["task"])
-    summary = {"history": strict_json_values(result.history), **shapes(result.model)}
+    summary = {"history": strict_json_values(result.history), **shapes(result.model),
+               "resumedFromEpoch": result.summary.get("resumed_from_epoch", 0)}
     return {"model.keras": model_to_bytes(result.model), "summary": summary}
 
 

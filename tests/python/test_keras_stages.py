@@ -242,3 +242,33 @@ def test_saved_model_errors_name_the_path_and_list_the_endpoints(spark, tmp_path
     with pytest.raises(Exception, match=f"SavedModel path '{tmp_path}/none' does not exist"):
         KerasModel.fromSavedModel(str(tmp_path / "none"), "predict")
     assert len(tracker.getJobIdsForGroup(None)) == before
+
+
+def test_checkpoints_resume_a_fit_and_refuse_another_model(data, tmp_path, capfd) -> None:
+    """checkpointDir as a file:// URI (written through the JVM's Hadoop FileSystem): resume, finish, refuse."""
+    train, _ = data
+    uri = (tmp_path / "checkpoints").as_uri()
+    est = KerasEstimator(hiddenLayers=[16], checkpointDir=uri, checkpointInterval=2, **QUICK)
+    first = est.fit(train)
+    assert first.summary["resumedFromEpoch"] == 0 and len(first.summary["history"]) == 2
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if not p.name.startswith(".")] == ["epoch-000002.npz"]
+
+    resumed = est.setEpochs(3).setVerbose(1).fit(train)  # epoch 3 is not a multiple of 2, but the last one
+    assert [h["epoch"] for h in resumed.summary["history"]] == [3]
+    assert resumed._call_java("summary").resumedFromEpoch() == 2  # Scala/Java's KerasTrainingSummary
+    console = capfd.readouterr().err
+    assert f"dlbridge fit {est.uid}: resumed from epoch 2 of the checkpoint in {uri} (1 of 3 epochs left)" in console
+    assert progress_epochs(console, est.uid) == [(3, 3)], console[-3000:]
+
+    done = est.setEpochs(2).setVerbose(0).fit(train)  # the checkpoint's epoch 3 >= epochs: returned at once
+    assert done.summary["resumedFromEpoch"] == 3 and done.summary["history"] == []
+    for mine, theirs in zip(done.kerasModel().get_weights(), resumed.kerasModel().get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(Exception, match=f"checkpointDir '{uri}' holds a checkpoint .epoch-000003.npz, epoch 3. of "
+                                        "a different model or training setup: architecture .the layers or their configuration"):
+        est.setHiddenLayers([8]).fit(train)
+    with pytest.raises(Exception, match="checkpointDir 'nofs://x/y' cannot be opened as a local path or a Hadoop FS "
+                                        "URI: .*No FileSystem for scheme"):
+        est.setHiddenLayers([16]).setCheckpointDir("nofs://x/y").fit(train)
+    with pytest.raises(Exception, match="checkpointInterval given invalid value 0"):
+        est.setHiddenLayers([16]).setCheckpointInterval(0).fit(train)  # Scala's validator, before any job

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import threading
@@ -21,7 +22,8 @@ def test_option_defaults_match_the_contract():
     assert json.loads(opts.to_json()) == {
         "mode": "hogwild", "epochs": 10, "batchSize": 128, "numWorkers": 2, "optimizer": "adam",
         "optimizerOptions": "{}", "loss": "", "stepsPerSync": 1, "shuffle": True,
-        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error"}
+        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error",
+        "checkpointDir": "", "checkpointInterval": 10}
     assert TrainingOptions.from_json(opts.to_json()) == opts
     assert TrainingOptions.from_json('{"mode": "sync", "epochs": 3}').epochs == 3
 
@@ -35,6 +37,8 @@ def test_option_defaults_match_the_contract():
     ("optimizerOptions", "{oops", "JSON object"),
     ("shuffle", "yes", "a boolean"),
     ("handleInvalid", "keep", "one of error, skip"),
+    ("checkpointInterval", 0, "an integer >= 1, or -1 to disable checkpoints"),
+    ("checkpointDir", None, "a directory path or Hadoop FS URI"),
 ])
 def test_invalid_options_name_the_option_and_value(field, value, expected):
     with pytest.raises(ValueError) as info:
@@ -171,3 +175,35 @@ def _push_error(coordinator, generation: int, values: np.ndarray) -> str:
     except SyncAborted as e:
         return str(e)
     return "no error"
+
+
+def test_checkpoints_are_atomic_unpickled_and_off_with_interval_minus_one(tmp_path):
+    import keras
+
+    from dlbridge.trainer.checkpoints import Checkpoints
+    from dlbridge.trainer.filesystem import LocalDirectory
+
+    class Objective:
+        task, loss = "regression", "mse"
+
+    options = TrainingOptions(checkpointDir=str(tmp_path), checkpointInterval=-1)
+    assert Checkpoints.open(None, options, small_model(), Objective) is None  # -1: no checkpoints at all
+    model, optimizer = small_model(), keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    checkpoints = Checkpoints.open(None, TrainingOptions(checkpointDir=str(tmp_path), checkpointInterval=2, epochs=3),
+                                   model, Objective)
+    checkpoints.after_epoch(1, model, optimizer)  # not due
+    assert os.listdir(tmp_path) == []
+    checkpoints.after_epoch(2, model, optimizer)
+    (tmp_path / ".tmp-0123-epoch-000003.npz").write_bytes(b"PK partial")  # a writer killed mid-write
+    fresh = small_model(seed=7)
+    assert checkpoints.restore(fresh, optimizer) == 2
+    for mine, saved in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(mine, saved)
+    checkpoints.after_epoch(3, model, optimizer)  # the last epoch; older checkpoint and temporaries removed
+    assert os.listdir(tmp_path) == ["epoch-000003.npz"]
+
+    np.savez(tmp_path / "epoch-000004.npz", meta=np.array([{"epoch": 4}], dtype=object))  # needs unpickling
+    with pytest.raises(ValueError, match=f"checkpointDir '{tmp_path}': the checkpoint epoch-000004.npz cannot be "
+                                         "read .*allow_pickle=False"):
+        Checkpoints(LocalDirectory(str(tmp_path)), 1, 5, {}).latest()

@@ -81,6 +81,14 @@ class _KerasParams(Params):
     handleInvalid = _param("handleInvalid", "how to handle rows whose features or label are null or hold NaN, "
                            "+/-inf or null elements: 'error' fails naming the column, what was found and the fix; "
                            "'skip' drops those rows, in fit and in transform (default: error)", _S)
+    # ---- checkpoints (Scala: KerasCheckpointParams; see dlbridge.trainer.checkpoints) ----
+    checkpointDir = _param("checkpointDir", "directory (any Hadoop FS path) for checkpoints of the weights, "
+                           "optimizer state and epoch; a fit whose directory holds a checkpoint of the same model "
+                           "resumes after its epoch, one of a different model is refused; empty disables "
+                           "checkpoints (default: empty)", _S)
+    checkpointInterval = _param("checkpointInterval", "set checkpoint interval (>= 1) or disable checkpoint (-1): "
+                                "a checkpoint is written every that many epochs and after the last epoch "
+                                "(default: 10)", _I)
 
     DEFAULTS: Dict[str, Any] = dict(
         featuresCol="features", labelCol="label", predictionCol="prediction", probabilityCol="probability",
@@ -89,6 +97,7 @@ class _KerasParams(Params):
         optimizer="adam", optimizerOptions="{}", loss="", stepsPerSync=1, shuffle=True,
         validationFraction=0.0, seed=0, verbose=1, inferenceBatchSize=1024, inputShape=[],
         handleInvalid="error",
+        checkpointDir="", checkpointInterval=10,
     )
 
     def __init__(self, *args: Any) -> None:
@@ -142,7 +151,7 @@ class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, JavaMLReadable
                  optimizerOptions: _Json = "{}", loss: str = "", stepsPerSync: int = 1, shuffle: bool = True,
                  validationFraction: float = 0.0, seed: int = 0, verbose: int = 1,
                  inferenceBatchSize: int = 1024, inputShape: Optional[List[int]] = None,
-                 handleInvalid: str = "error") -> None:
+                 handleInvalid: str = "error", checkpointDir: str = "", checkpointInterval: int = 10) -> None:
         super().__init__()
         self._java_obj = self._new_java_obj("dlbridge.ml.KerasEstimator", self.uid)
         self._set(**self._input_kwargs)
@@ -176,7 +185,11 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasM
 
     @property
     def summary(self) -> Dict[str, Any]:
-        """Training history (one dict per epoch) and the model's input/output shapes.
+        """Training history (one dict per epoch), the model's input/output shapes and ``resumedFromEpoch``.
+
+        ``resumedFromEpoch`` is the epoch of the checkpoint (``checkpointDir``)
+        the fit resumed from, 0 for a fresh start; the history then holds the
+        epochs after it.
 
         Not available under Spark Connect (``NotImplementedError``): read the
         saved model's ``data/summary.json`` there instead.

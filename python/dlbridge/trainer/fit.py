@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from dlbridge.executor_env import check_executors
 from dlbridge.trainer import models, objectives, state, transport
+from dlbridge.trainer.checkpoints import Checkpoints
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.progress import Progress
@@ -40,6 +41,9 @@ class TrainingResult:
         Mode, workers, loss, task, server address, counters, and
         ``prepare_seconds``: the time spent reading, checking and caching the
         input before epoch 1 (it is not part of any epoch's ``seconds``).
+        With checkpoints on, ``resumed_from_epoch``: the epoch of the
+        checkpoint the fit resumed from (0 for a fresh start; the history then
+        starts at that epoch + 1).
     """
 
     model: Any
@@ -213,6 +217,8 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
     if objective.custom is not None:  # the user's loss travels only as these bytes (unpickled in the runtime)
         packed_loss, options = objectives.pack_loss(objective.custom), dataclasses.replace(options, loss="")
     store = WeightStore(model, objectives.make_optimizer(options), locked=options.mode != "hogwild")
+    checkpoints = Checkpoints.open(spark, options, model, objective)  # None unless checkpointDir is set
+    resumed = checkpoints.restore(model, store.optimizer) if checkpoints else 0
     bind_host, host = _driver_address(spark)
     secret = new_secret()
     tls = transport.identity_for(spark.sparkContext.getConf())  # TLS when Spark encrypts its own traffic
@@ -234,12 +240,14 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
                  objective.loss, store.num_params, host, server.port)
         logger.info("dlbridge trainer: " + setup[0], *setup[1:])
         progress.detail(*setup)
-        progress.start_epochs()
+        progress.start_epochs(resumed, checkpoints.files.location if resumed else None)
         history = []
-        for epoch in range(1, options.epochs + 1):
+        for epoch in range(resumed + 1, options.epochs + 1):
             with progress.epoch_jobs(epoch):
                 history.append(_epoch(data, spec, server, epoch, model))
             progress.epoch_done(history[-1])
+            if checkpoints:
+                checkpoints.after_epoch(epoch, model, store.optimizer)
         stats = dict(server.stats)
     finally:
         server.on_abort = None
@@ -248,6 +256,8 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
     _compile(model, objective, store.optimizer)
     summary = {"mode": options.mode, "num_workers": options.numWorkers, "loss": objective.loss,
                "task": objective.task, "address": f"{host}:{server.port}", "tls": tls is not None, **stats}
+    if checkpoints:
+        summary["resumed_from_epoch"] = resumed
     return TrainingResult(model=model, history=history, summary=summary)
 
 

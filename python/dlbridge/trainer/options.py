@@ -84,6 +84,16 @@ class TrainingOptions:
         elements: ``"error"`` fails before training, naming the column, the
         count and the fix; ``"skip"`` trains on the valid rows only (the count
         skipped is logged). Defaults to ``"error"``.
+    checkpointDir : str
+        Directory (a local path or any Hadoop FS URI) for checkpoints of the
+        weights, the optimizer state and the epoch; a fit whose directory holds
+        a checkpoint of the same model resumes after its epoch (see
+        :mod:`dlbridge.trainer.checkpoints`). Empty disables checkpoints.
+        Defaults to ``""``.
+    checkpointInterval : int
+        Epochs between two checkpoints (the last epoch is always
+        checkpointed), as Spark's ``checkpointInterval``: ``>= 1``, or ``-1``
+        to disable checkpoints (none written or resumed). Defaults to ``10``.
     """
 
     mode: str = "hogwild"
@@ -99,6 +109,8 @@ class TrainingOptions:
     seed: int = 0
     verbose: int = 1
     handleInvalid: str = "error"
+    checkpointDir: str = ""
+    checkpointInterval: int = 10
 
     def validate(self) -> "TrainingOptions":
         """Check every option; return ``self`` or raise ``ValueError``.
@@ -131,8 +143,16 @@ class TrainingOptions:
         if not isinstance(self.optimizer, str) or not self.optimizer.strip():
             _bad("optimizer", self.optimizer, "a Keras optimizer name such as 'adam' or 'sgd'")
         _check_loss(self.loss)
+        self._check_checkpoints()
         self.optimizer_kwargs()
         return self
+
+    def _check_checkpoints(self) -> None:
+        if not isinstance(self.checkpointDir, str):
+            _bad("checkpointDir", self.checkpointDir, "a directory path or Hadoop FS URI, or '' for no checkpoints")
+        interval = self.checkpointInterval
+        if not _is_int(interval) or not (interval == -1 or interval >= 1):
+            _bad("checkpointInterval", interval, "an integer >= 1, or -1 to disable checkpoints")
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         """The parsed ``optimizerOptions`` JSON object.

@@ -144,4 +144,29 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
     assert(!lines.exists(_.contains("dlbridge fit")), lines.mkString("\n"))
     assert(descriptions.contains(s"dlbridge fit ${quiet.uid} epoch 1/1"), descriptions.mkString("\n"))
   }
+
+  test("checkpoint params: defaults, Spark's checkpointInterval validator, summary.resumedFromEpoch") {
+    val est = new KerasEstimator()
+    assert(est.getCheckpointDir == "" && est.getCheckpointInterval == 10)
+    assert(est.setCheckpointDir("hdfs:///tmp/ck").setCheckpointInterval(-1).getCheckpointInterval == -1)
+    val zero = intercept[IllegalArgumentException](est.setCheckpointInterval(0))
+    assert(zero.getMessage.contains("checkpointInterval given invalid value 0"))
+    assert(new KerasTrainingSummary("""{"history": [{"epoch": 4, "loss": 0.5}], "resumedFromEpoch": 3}""")
+      .resumedFromEpoch == 3)
+    assert(new KerasTrainingSummary("""{"history": []}""").resumedFromEpoch == 0)  // saved before checkpoints
+  }
+
+  test("a JVM fit (companion backend) checkpoints through Hadoop's FileSystem and resumes from it") {
+    val dir = Files.createTempDirectory("dlbridge-checkpoints")
+    try {
+      val est = new KerasEstimator().setHiddenLayers(Array(16)).setEpochs(1).setBatchSize(64).setVerbose(0)
+        .setCheckpointDir(dir.toUri.toString).setCheckpointInterval(1)
+      assert(est.fit(train).summary.resumedFromEpoch == 0)
+      assert(Files.exists(dir.resolve("epoch-000001.npz")))
+      val resumed = est.setEpochs(2).fit(train).summary
+      assert(resumed.resumedFromEpoch == 1 && resumed.metric("epoch").sameElements(Array(2.0)))
+    } finally {
+      Files.walk(dir).sorted(java.util.Comparator.reverseOrder()).forEach(p => Files.delete(p))
+    }
+  }
 }

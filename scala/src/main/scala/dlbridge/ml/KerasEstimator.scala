@@ -53,6 +53,9 @@ class KerasEstimator(override val uid: String)
   /** @group setParam */ def setSeed(value: Int): this.type = set(seed, value)
   /** @group setParam */ def setVerbose(value: Int): this.type = set(verbose, value)
 
+  /** @group setParam */ def setCheckpointDir(value: String): this.type = set(checkpointDir, value)
+  /** @group setParam */ def setCheckpointInterval(value: Int): this.type = set(checkpointInterval, value)
+
   override def transformSchema(schema: StructType): StructType = {
     checkModelSource()
     KerasSchema.checkLabel(schema, $(labelCol), uid)

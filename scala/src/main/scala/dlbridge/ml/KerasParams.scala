@@ -9,7 +9,7 @@ import org.apache.spark.ml.param._
  * trainer's options and inference options. Names and defaults are mirrored by Python's
  * `dlbridge.ml._KerasParams` (checked by a test).
  */
-trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol {
+trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol with KerasCheckpointParams {
 
   // ---- output columns ----
 
