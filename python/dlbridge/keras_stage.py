@@ -28,7 +28,7 @@ from dlbridge.registry import register_estimator
 
 _TRAINING_OPTIONS = (
     "mode", "epochs", "batchSize", "numWorkers", "optimizer", "optimizerOptions", "loss",
-    "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose", "handleInvalid",
+    "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose", "handleInvalid", "weightCol",
 )
 
 
@@ -85,7 +85,8 @@ def fit(df: DataFrame, initialState: Dict[str, bytes] | None = None, **params: A
     start = (initialState or {}).get("model.keras")
     source = _model_source(params, start, df)
     options = TrainingOptions(**{name: params[name] for name in _TRAINING_OPTIONS})
-    result = train(df, params["featuresCol"], params["labelCol"], source, options=options, task=params["task"])
+    features = list(params["featuresCols"]) or params["featuresCol"]  # the JVM refused both set, before any job
+    result = train(df, features, params["labelCol"], source, options=options, task=params["task"])
     summary = {"history": strict_json_values(result.history), **shapes(result.model)}
     return {"model.keras": model_to_bytes(result.model), "summary": summary}
 
@@ -117,4 +118,4 @@ def predictor(state: Dict[str, Any], **params: Any) -> Any:
 
     return BatchPredictor(load_prepared(state["model.keras"]), task=params["task"], batch_size=params["inferenceBatchSize"],
                           shape=list(params["inputShape"]) or None, fields=params.get("outputs", ["prediction"]),
-                          names=[params["featuresCol"]])
+                          names=[", ".join(params["featuresCols"]) or params["featuresCol"]])
