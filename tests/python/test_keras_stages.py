@@ -159,7 +159,7 @@ def split_pixels(spark, train):  # type: ignore[no-untyped-def]
 def test_feature_columns_train_and_predict_as_the_same_data_preassembled(spark, data) -> None:
     df = split_pixels(spark, data[0])
     common = dict(hiddenLayers=[8], mode="sync", numWorkers=2, handleInvalid="skip", rawOutputCol="raw",
-                  probabilityCol="", **{**QUICK, "seed": 11})
+                  probabilityCol="", **{**QUICK, "seed": 11, "epochs": 1})
     several = KerasEstimator(featuresCols=["v", "a", "d"], **common).fit(df)
     one = KerasEstimator(featuresCol="pixels", **common).fit(df)
     got = several.transform(df).select("id", "raw").toPandas().sort_values("id")
