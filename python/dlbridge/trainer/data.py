@@ -1,8 +1,10 @@
 """Input data: Spark columns to one float32 feature array and a label, then Arrow to numpy.
 
 On the driver, :func:`prepare` turns any accepted feature form (ML ``Vector``,
-``array<numeric>``, several numeric columns) into one ``array<float>`` column,
-validates it, splits off validation rows and caches the repartitioned input.
+``array<numeric>``, a number, or several such columns concatenated in order)
+into one ``array<float>`` column, selects the sample weights when
+``weightCol`` is set, validates them, splits off validation rows and caches
+the repartitioned input.
 Without a label column (``label_col=None``) the targets are the features: only
 the feature column is cached, and each mini-batch's targets are its inputs.
 On the workers, :func:`minibatches` streams Arrow record batches as numpy
@@ -90,7 +92,6 @@ def prepare(df, features_col: str | Sequence[str], label_col: str | None, option
 
 def _feature_column(df, features_col: str | Sequence[str]):
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T
 
     if not isinstance(features_col, str):  # featuresCols: each part null when invalid, so the concatenation is too
         names = list(features_col)

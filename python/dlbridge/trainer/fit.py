@@ -86,7 +86,9 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
     df : pyspark.sql.DataFrame
         Training data, of a classic (non-Connect) SparkSession.
     features_col : str or list of str
-        An ML ``Vector`` / ``array<numeric>`` / numeric column, or several numeric columns.
+        An ML ``Vector`` / ``array<numeric>`` / numeric column, or a list of
+        such columns, concatenated in order into one feature row (the Keras
+        stages' ``featuresCols``); a row is invalid when any of them is.
     label_col : str or None
         A class index, a one-hot or value array, or a regression value.
         ``None`` makes the targets the features themselves, as an autoencoder
