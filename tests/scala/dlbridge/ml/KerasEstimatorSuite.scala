@@ -13,9 +13,10 @@ import org.apache.spark.ml.{Pipeline, PipelineModel}
 import org.apache.spark.scheduler.{SparkListener, SparkListenerJobStart}
 import org.apache.spark.ml.evaluation.MulticlassClassificationEvaluator
 import org.apache.spark.ml.feature.VectorAssembler
+import org.apache.spark.ml.functions.array_to_vector
 import org.apache.spark.ml.linalg.Vector
 import org.apache.spark.sql.DataFrame
-import org.apache.spark.sql.functions.{col, lit}
+import org.apache.spark.sql.functions.{array, col, lit}
 import org.scalatest.funsuite.AnyFunSuite
 
 class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
@@ -147,7 +148,8 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
   }
 
   test("featuresCols: refused together with featuresCol, and a column of another type is named, before any job") {
-    val df = train.withColumn("extra", lit(1.0)).withColumn("name", lit("x"))
+    val df = spark.range(2).select(array_to_vector(array(lit(1.0), lit(2.0))).as("features"), lit(1.0).as("extra"),
+      lit("x").as("name"), lit(0.0).as("label"))
     val both = intercept[IllegalArgumentException](new KerasEstimator().setFeaturesCol("features")
       .setFeaturesCols(Array("features", "extra")).transformSchema(df.schema))
     assert(Seq("featuresCol ('features')", "featuresCols ['features', 'extra']", "mutually exclusive", "Fix: clear")
