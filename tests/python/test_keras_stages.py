@@ -197,6 +197,9 @@ def test_weights_reach_the_validation_loss_and_invalid_weights_are_named(data) -
     message = str(info.value)
     assert "weightCol='w': " in message and "are null, NaN, +/-inf or negative" in message, message[-2000:]
     assert "handleInvalid='skip'" in message
+    skipped = KerasEstimator(hiddenLayers=[4], weightCol="w", handleInvalid="skip", numWorkers=1,
+                             **{**QUICK, "epochs": 1}).fit(negative)
+    assert skipped.summary["history"][0]["samples"] == negative.filter("w >= 0").count()  # class 3 left out
 
 
 def test_a_seed_makes_sync_fits_identical_and_each_verbose_level_prints_what_its_doc_says(data, capfd) -> None:
