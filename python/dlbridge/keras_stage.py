@@ -30,7 +30,7 @@ from dlbridge.registry import register_estimator
 
 _TRAINING_OPTIONS = (
     "mode", "epochs", "batchSize", "numWorkers", "optimizer", "optimizerOptions", "loss",
-    "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose", "handleInvalid",
+    "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose", "handleInvalid", "weightCol",
     "checkpointDir", "checkpointInterval",
 )
 
@@ -88,7 +88,8 @@ def fit(df: DataFrame, initialState: Dict[str, bytes] | None = None, **params: A
     start = (initialState or {}).get("model.keras")
     source = _model_source(params, start, df)
     options = TrainingOptions(**{name: params[name] for name in _TRAINING_OPTIONS})
-    result = train(df, params["featuresCol"], params["labelCol"], source, options=options, task=params["task"])
+    features = list(params["featuresCols"]) or params["featuresCol"]  # the JVM refused both set, before any job
+    result = train(df, features, params["labelCol"], source, options=options, task=params["task"])
     summary = {"history": strict_json_values(result.history), **shapes(result.model),
                "resumedFromEpoch": result.summary.get("resumed_from_epoch", 0)}
     return {"model.keras": model_to_bytes(result.model), "summary": summary}
@@ -136,4 +137,4 @@ def predictor(state: Dict[str, Any], **params: Any) -> Any:
         loaded = load_prepared(state["model.keras"])
     return BatchPredictor(loaded, task=params["task"], batch_size=params["inferenceBatchSize"],
                           shape=list(params["inputShape"]) or None, fields=params.get("outputs", ["prediction"]),
-                          names=[params["featuresCol"]])
+                          names=[", ".join(params["featuresCols"]) or params["featuresCol"]])

@@ -272,3 +272,95 @@ def test_checkpoints_resume_a_fit_and_refuse_another_model(data, tmp_path, capfd
         est.setHiddenLayers([16]).setCheckpointDir("nofs://x/y").fit(train)
     with pytest.raises(Exception, match="checkpointInterval given invalid value 0"):
         est.setHiddenLayers([16]).setCheckpointInterval(0).fit(train)  # Scala's validator, before any job
+
+
+def split_pixels(spark, train):  # type: ignore[no-untyped-def]
+    """``train``'s 64 pixels as (Vector of 31, array<float> of 32 from pandas, double), and all 64 as one
+    nullable array<float> ``pixels``; row 0 holds a null pixel in ``a`` (and so in ``pixels``)."""
+    import pandas as pd
+
+    rows = train.collect()
+    x = np.array([r.features.toArray() for r in rows], dtype=np.float32).astype(np.float64).astype(object)
+    x[0, 40] = None
+    pdf = pd.DataFrame({"id": range(len(rows)), "pixels": [list(r) for r in x], "a": [list(r[31:63]) for r in x],
+                        "d": x[:, 63].astype(float), "label": [r.label for r in rows]})
+    df = spark.createDataFrame(pdf, "id long, pixels array<float>, a array<float>, d double, label double")
+    from pyspark.ml.functions import array_to_vector
+
+    return df.withColumn("v", array_to_vector(F.slice("pixels", 1, 31))).cache()
+
+
+def test_feature_columns_train_and_predict_as_the_same_data_preassembled(spark, data) -> None:
+    df = split_pixels(spark, data[0])
+    common = dict(hiddenLayers=[8], mode="sync", numWorkers=2, handleInvalid="skip", rawOutputCol="raw",
+                  probabilityCol="", **{**QUICK, "seed": 11, "epochs": 1})
+    several = KerasEstimator(featuresCols=["v", "a", "d"], **common).fit(df)
+    one = KerasEstimator(featuresCol="pixels", **common).fit(df)
+    got = several.transform(df).select("id", "raw").toPandas().sort_values("id")
+    expected = one.transform(df).select("id", "raw").toPandas().sort_values("id")
+    assert got["id"].tolist() == expected["id"].tolist() == list(range(1, df.count()))  # row 0 skipped
+    np.testing.assert_allclose(np.stack(got["raw"]), np.stack(expected["raw"]), rtol=0, atol=1e-6)
+    with pytest.raises(Exception) as info:  # handleInvalid reaches each column, and the error names it
+        several.setHandleInvalid("error").transform(df).collect()
+    assert "featuresCols ['v', 'a', 'd'] holds a row with column 'a' holding a null element" in str(info.value)
+    with pytest.raises(Exception) as info:
+        KerasEstimator(featuresCol="pixels", featuresCols=["v", "a"]).fit(df)
+    assert "featuresCol ('pixels') and featuresCols ['v', 'a'] are both set" in str(info.value)
+
+
+def test_zero_weights_on_half_the_classes_mean_those_classes_are_never_predicted(data) -> None:
+    train, test = data
+    weighted = train.withColumn("w", F.when(F.col("label") < 5, 1.0).otherwise(0.0))
+    model = KerasEstimator(hiddenLayers=[16], weightCol="w", **{**QUICK, "epochs": 3}).fit(weighted)
+    predictions = model.transform(test).select("label", "prediction").toPandas()
+    low = predictions[predictions["label"] < 5]
+    assert (predictions["label"] >= 5).mean() > 0.4  # half the test rows are of the zero-weight classes
+    assert (predictions["prediction"] >= 5).mean() < 0.02, predictions["prediction"].value_counts()
+    assert (low["prediction"] == low["label"]).mean() > 0.8
+
+
+def test_weights_reach_the_validation_loss_and_invalid_weights_are_named(data) -> None:
+    train, _ = data
+    zero = KerasEstimator(hiddenLayers=[4], weightCol="w", validationFraction=0.25, mode="async", stepsPerSync=2,
+                          numWorkers=1, **{**QUICK, "epochs": 1}).fit(train.withColumn("w", F.lit(0)))
+    record = zero.summary["history"][0]
+    assert record["loss"] == 0.0 and record["val_loss"] == 0.0, record
+    negative = train.withColumn("w", F.when(F.col("label") == 3, -1.0).otherwise(1.0))
+    with pytest.raises(Exception) as info:
+        KerasEstimator(weightCol="w", **QUICK).fit(negative)
+    message = str(info.value)
+    assert "weightCol='w': " in message and "are null, NaN, +/-inf or negative" in message, message[-2000:]
+    assert "handleInvalid='skip'" in message
+    skipped = KerasEstimator(hiddenLayers=[4], weightCol="w", handleInvalid="skip", numWorkers=1,
+                             **{**QUICK, "epochs": 1}).fit(negative)
+    assert skipped.summary["history"][0]["samples"] == negative.filter("w >= 0").count()  # class 3 left out
+
+
+def test_a_seed_makes_sync_fits_identical_and_each_verbose_level_prints_what_its_doc_says(data, capfd) -> None:
+    train, _ = data
+    common = dict(hiddenLayers=[8], mode="sync", numWorkers=2, **{**QUICK, "epochs": 1})
+    capfd.readouterr()
+    fits = []
+    for seed, verbose in ((2 ** 62 + 1, 0), (2 ** 62 + 1, 1), (6, 2)):
+        est = KerasEstimator(**{**common, "seed": seed, "verbose": verbose})
+        fits.append(est.fit(train).kerasModel().get_weights())
+        console = capfd.readouterr().err
+        epochs = progress_epochs(console, est.uid)
+        details = [f"dlbridge fit {est.uid}: input read, checked and cached in ",
+                   f"dlbridge fit {est.uid}: sync mode, 2 workers, loss sparse_categorical_crossentropy, "]
+        assert epochs == ([] if verbose == 0 else [(1, 1)]), console[-3000:]
+        assert [d in console for d in details] == [verbose == 2] * 2, console[-3000:]
+        assert verbose or "dlbridge fit" not in console, console[-3000:]
+    same, other = fits[0], fits[2]
+    assert all(np.array_equal(a, b) for a, b in zip(fits[0], fits[1]))  # exact: every weight array
+    assert not any(np.array_equal(a, b) for a, b in zip(same, other))
+
+
+def test_seed_takes_a_java_long() -> None:
+    est = KerasEstimator(seed=2 ** 63 - 1)
+    est._transfer_params_to_java()  # what fit does first
+    assert est.getSeed() == 2 ** 63 - 1 and est._java_obj.getSeed() == 2 ** 63 - 1
+    est.setSeed(42)._transfer_params_to_java()  # a small int reaches the LongParam too
+    assert est._java_obj.getSeed() == 42
+    with pytest.raises(ValueError, match="seed must fit a 64-bit signed integer"):
+        KerasEstimator(seed=2 ** 63)

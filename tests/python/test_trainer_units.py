@@ -22,7 +22,7 @@ def test_option_defaults_match_the_contract():
     assert json.loads(opts.to_json()) == {
         "mode": "hogwild", "epochs": 10, "batchSize": 128, "numWorkers": 2, "optimizer": "adam",
         "optimizerOptions": "{}", "loss": "", "stepsPerSync": 1, "shuffle": True,
-        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error",
+        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error", "weightCol": "",
         "checkpointDir": "", "checkpointInterval": 10}
     assert TrainingOptions.from_json(opts.to_json()) == opts
     assert TrainingOptions.from_json('{"mode": "sync", "epochs": 3}').epochs == 3
@@ -39,6 +39,8 @@ def test_option_defaults_match_the_contract():
     ("handleInvalid", "keep", "one of error, skip"),
     ("checkpointInterval", 0, "an integer >= 1, or -1 to disable checkpoints"),
     ("checkpointDir", None, "a directory path or Hadoop FS URI"),
+    ("seed", 2 ** 63, "a 64-bit signed integer"),
+    ("weightCol", None, "a column name"),
 ])
 def test_invalid_options_name_the_option_and_value(field, value, expected):
     with pytest.raises(ValueError) as info:
@@ -207,3 +209,22 @@ def test_checkpoints_are_atomic_unpickled_and_off_with_interval_minus_one(tmp_pa
     with pytest.raises(ValueError, match=f"checkpointDir '{tmp_path}': the checkpoint epoch-000004.npz cannot be "
                                          "read .*allow_pickle=False"):
         Checkpoints(LocalDirectory(str(tmp_path)), 1, 5, {}).latest()
+
+
+def test_the_seed_fixes_the_initial_weights_of_a_built_model_config_and_mlp():
+    import random
+
+    from dlbridge.trainer import models, seeding, sources
+
+    config = sources.keras_config(small_model(4, 3).to_json(), "model")
+
+    def build(source, seed):
+        with seeding.seeded(seed):
+            return [w.copy() for w in models.resolve_model(source, 4, 3).get_weights()]
+
+    state = random.getstate()
+    for source in (config, mlp_builder([8], "classification")):
+        first, again, other = build(source, 2 ** 40 + 7), build(source, 2 ** 40 + 7), build(source, 7)
+        assert all(np.array_equal(a, b) for a, b in zip(first, again))
+        assert not all(np.array_equal(a, b) for a, b in zip(first, other))  # the seed's high bits count too
+    assert random.getstate() == state  # the caller's own random stream is left as it was

@@ -34,6 +34,15 @@ def _keras_config(value: Any) -> str:
                         "file use modelFile.") from e
 
 
+def _to_long(value: Any) -> int:
+    """Type converter of ``seed``: an integer that fits a Java ``long`` (Spark's ``HasSeed`` is a ``LongParam``)."""
+    number = TypeConverters.toInt(value)
+    if not -2 ** 63 <= number < 2 ** 63:
+        raise ValueError(f"seed must fit a 64-bit signed integer (a Java long), -2**63 .. 2**63-1. "
+                         f"Received: seed={value!r}. Fix: reduce it, e.g. seed % 2**63.")
+    return number
+
+
 class _KerasParams(Params):
     """Params of the Keras stages, mirroring Scala's ``dlbridge.ml.KerasParams`` (names, docs, defaults)."""
 
@@ -68,19 +77,33 @@ class _KerasParams(Params):
     stepsPerSync = _param("stepsPerSync", "local mini-batch steps between exchanges with the parameter server; "
                           "above 1 a worker sends its weight change every k steps, which cuts traffic and "
                           "trains faster on few cores (default: 1)", _I)
-    shuffle = _param("shuffle", "shuffle each worker's data every epoch (default: true)", _B)
+    shuffle = _param("shuffle", "shuffle the rows of each worker's partition every epoch, within windows of one "
+                     "Arrow batch (spark.sql.execution.arrow.maxRecordsPerBatch rows) (default: true)", _B)
     validationFraction = _param("validationFraction", "fraction of rows held out for per-epoch validation, "
                                 "in [0, 1) (default: 0.0)", _F)
-    seed = _param("seed", "random seed (default: 0)", _I)
+    seed = _param("seed", "random seed of the initial weights of a built model (built-in MLP, modelConfig, "
+                  "modelFactory), of the shuffling and of the validation split (default: 0)", _to_long)
     verbose = _param("verbose", "what fit prints on the driver's console: 0 nothing; 1 one line per epoch "
                      "(epoch k/n, loss, validation metrics, samples/s, epoch time, ETA); 2 also a line when the "
                      "input is cached and one with the training setup (default: 1)", _I)
     inferenceBatchSize = _param("inferenceBatchSize", "rows per model call during transform (default: 1024)", _I)
-    inputShape = _param("inputShape", "shape each flat feature row is reshaped to, e.g. [28, 28, 1]; "
-                        "empty keeps it flat (default: empty)", _LI)
+    inputShape = _param("inputShape", "in transform, the shape each flat feature row is reshaped to before the "
+                        "model is called, e.g. [28, 28, 1]; empty uses the model's own input shape; training feeds "
+                        "flat rows (default: empty)", _LI)
     handleInvalid = _param("handleInvalid", "how to handle rows whose features or label are null or hold NaN, "
-                           "+/-inf or null elements: 'error' fails naming the column, what was found and the fix; "
-                           "'skip' drops those rows, in fit and in transform (default: error)", _S)
+                           "+/-inf or null elements, or whose weight is null, NaN, +/-inf or negative: 'error' "
+                           "fails naming the column, what was found and the fix; 'skip' drops those rows, in fit "
+                           "and in transform (default: error)", _S)
+
+    # ---- inputs: several feature columns, sample weights (Scala's KerasInputParams) ----
+    featuresCols = _param("featuresCols", "feature columns (ML Vector, array of numbers or number each), "
+                          "concatenated in this order into one feature row in fit and transform, handleInvalid "
+                          "applying to each; set it instead of featuresCol, never both (default: empty, use "
+                          "featuresCol)", TypeConverters.toListString)
+    weightCol = _param("weightCol", "numeric column of per-row sample weights multiplying each row's loss in "
+                       "training and validation (Keras sample_weight semantics); a null, NaN, infinite or "
+                       "negative weight makes the row invalid (see handleInvalid); fit only (default: empty, every "
+                       "weight is 1)", _S)
     # ---- checkpoints (Scala: KerasCheckpointParams; see dlbridge.trainer.checkpoints) ----
     checkpointDir = _param("checkpointDir", "directory (any Hadoop FS path) for checkpoints of the weights, "
                            "optimizer state and epoch; a fit whose directory holds a checkpoint of the same model "
@@ -96,7 +119,7 @@ class _KerasParams(Params):
         hiddenLayers=[64], task="classification", mode="hogwild", epochs=10, batchSize=128, numWorkers=2,
         optimizer="adam", optimizerOptions="{}", loss="", stepsPerSync=1, shuffle=True,
         validationFraction=0.0, seed=0, verbose=1, inferenceBatchSize=1024, inputShape=[],
-        handleInvalid="error",
+        handleInvalid="error", featuresCols=[], weightCol="",
         checkpointDir="", checkpointInterval=10,
     )
 
@@ -151,7 +174,8 @@ class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, JavaMLReadable
                  optimizerOptions: _Json = "{}", loss: str = "", stepsPerSync: int = 1, shuffle: bool = True,
                  validationFraction: float = 0.0, seed: int = 0, verbose: int = 1,
                  inferenceBatchSize: int = 1024, inputShape: Optional[List[int]] = None,
-                 handleInvalid: str = "error", checkpointDir: str = "", checkpointInterval: int = 10) -> None:
+                 handleInvalid: str = "error", featuresCols: Optional[List[str]] = None,
+                 weightCol: str = "", checkpointDir: str = "", checkpointInterval: int = 10) -> None:
         super().__init__()
         self._java_obj = self._new_java_obj("dlbridge.ml.KerasEstimator", self.uid)
         self._set(**self._input_kwargs)
@@ -304,6 +328,6 @@ _SAVED_SUMMARY_FIX = ("save the model (model.write().save(path)) and read the tr
 
 
 # A fitted model takes the inference-side setters only (training params are fixed by fit).
-for _name in ("featuresCol", "predictionCol", "probabilityCol", "rawOutputCol", "task",
+for _name in ("featuresCol", "featuresCols", "predictionCol", "probabilityCol", "rawOutputCol", "task",
               "inferenceBatchSize", "inputShape", "handleInvalid"):
     setattr(KerasModel, "set" + _name[0].upper() + _name[1:], _accessor("set", _name))

@@ -10,7 +10,7 @@ import uuid
 from typing import Any, Sequence
 
 from dlbridge.executor_env import check_executors
-from dlbridge.trainer import models, objectives, state, transport
+from dlbridge.trainer import models, objectives, seeding, state, transport
 from dlbridge.trainer.checkpoints import Checkpoints
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.options import TrainingOptions
@@ -90,7 +90,9 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
     df : pyspark.sql.DataFrame
         Training data, of a classic (non-Connect) SparkSession.
     features_col : str or list of str
-        An ML ``Vector`` / ``array<numeric>`` / numeric column, or several numeric columns.
+        An ML ``Vector`` / ``array<numeric>`` / numeric column, or a list of
+        such columns, concatenated in order into one feature row (the Keras
+        stages' ``featuresCols``); a row is invalid when any of them is.
     label_col : str or None
         A class index, a one-hot or value array, or a regression value.
         ``None`` makes the targets the features themselves, as an autoencoder
@@ -194,11 +196,13 @@ def _check_slots(spark, options: TrainingOptions) -> None:
 def _setup(data: PreparedData, source: Any, options: TrainingOptions, task: str | None):
     if models.is_builder(source):
         task = objectives.infer_task(data.label, options, source, task=task)
-        keras_model = models.resolve_model(source, data.input_dim,
-                                           objectives.num_outputs_for(data.label, task))
+        outputs = objectives.num_outputs_for(data.label, task)
+        with seeding.seeded(options.seed):  # the initial weights of a built model follow the seed
+            keras_model = models.resolve_model(source, data.input_dim, outputs)
     else:
         models.note_compile_state(source, options)
-        keras_model = models.resolve_model(source, data.input_dim, None)
+        with seeding.seeded(options.seed):
+            keras_model = models.resolve_model(source, data.input_dim, None)
         task = objectives.infer_task(data.label, options, source, keras_model, task)
     models.check_input_size(keras_model, data.input_dim)
     objective = objectives.choose_objective(data.label, task, keras_model, options)

@@ -46,6 +46,7 @@ class KerasModel private[ml] (
   def this() = this(Identifiable.randomUID("kerasModel"))
 
   /** @group setParam */ def setFeaturesCol(value: String): this.type = set(featuresCol, value)
+  /** @group setParam */ def setFeaturesCols(value: Array[String]): this.type = set(featuresCols, value)
   /** @group setParam */ def setPredictionCol(value: String): this.type = set(predictionCol, value)
   /** @group setParam */ def setProbabilityCol(value: String): this.type = set(probabilityCol, value)
   /** @group setParam */ def setRawOutputCol(value: String): this.type = set(rawOutputCol, value)
@@ -100,12 +101,13 @@ class KerasModel private[ml] (
    * with a message naming featuresCol, what the row holds and the fix.
    */
   private def validFeatures(df: DataFrame, packed: String): DataFrame = {
-    val name = $(featuresCol)
-    val withPacked = df.withColumn(packed, KerasSchema.packedFeatures(name))
+    val several = $(featuresCols).nonEmpty
+    val withPacked = df.withColumn(packed,
+      if (several) KerasSchema.packedFeatures(df.schema, featureColumns) else KerasSchema.packedFeatures($(featuresCol)))
     if ($(handleInvalid) == "skip") withPacked.filter(col(packed).isNotNull)
     else {
-      val message = concat(lit(s"$uid: featuresCol '$name' holds a row with "),
-        KerasSchema.invalidReason(df.schema, name),
+      val message = concat(lit(s"$uid: $featuresDescription holds a row with "),
+        if (several) KerasSchema.invalidReason(df.schema, featureColumns) else KerasSchema.invalidReason(df.schema, $(featuresCol)),
         lit(" (handleInvalid='error'); the model needs finite numbers in every feature. Fix: set " +
           "handleInvalid='skip' to drop such rows, or clean the data first (e.g. df.na.drop(), an Imputer, " +
           "or a filter on the column)."))
