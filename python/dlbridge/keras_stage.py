@@ -5,11 +5,13 @@ Scala's ``KerasEstimator`` / ``KerasModel`` reach Python the way every
 with every stage param (set or default, by its Scala name) as the params.
 
 * fit trains with :mod:`dlbridge.trainer` and returns the state
-  ``{"model.keras": <Keras v3 archive>, "summary": {history, inputShape, outputShape}}`` (plus
-  ``bestEpoch`` and ``stoppedEpoch`` in the summary with ``earlyStoppingPatience``),
+  ``{"model.keras": <Keras v3 archive>, "summary": {history, inputShape, outputShape, resumedFromEpoch}}``
+  (plus ``bestEpoch`` and ``stoppedEpoch`` in the summary with ``earlyStoppingPatience``),
   saved by the JVM as ``data/model.keras`` and ``data/summary.json``, the layout
   of every saved KerasModel;
-* the loader completes the state of a ``.keras`` file trained elsewhere;
+* the loader completes the state of a ``.keras`` file trained elsewhere, or of a
+  TensorFlow SavedModel (``saved_model.zip``, run through ``keras.layers.TFSMLayer``,
+  see :mod:`dlbridge.inference.saved_model`);
 * the predictor loads the model once per Python worker (``safe_mode=True``) and
   maps packed float32 feature rows to the struct of the ``outputs`` fields that
   the JVM stage asks for (its output-column contract, defined in Scala).
@@ -29,7 +31,8 @@ from dlbridge.registry import register_estimator
 
 _TRAINING_OPTIONS = (
     "mode", "epochs", "batchSize", "numWorkers", "optimizer", "optimizerOptions", "loss",
-    "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose", "handleInvalid",
+    "stepsPerSync", "shuffle", "validationFraction", "seed", "verbose", "handleInvalid", "weightCol",
+    "checkpointDir", "checkpointInterval",
     "metrics", "earlyStoppingPatience", "tensorboardDir",  # per-epoch options (KerasEpochParams)
 )
 
@@ -87,8 +90,10 @@ def fit(df: DataFrame, initialState: Dict[str, bytes] | None = None, **params: A
     start = (initialState or {}).get("model.keras")
     source = _model_source(params, start, df)
     options = TrainingOptions(**{name: params[name] for name in _TRAINING_OPTIONS})
-    result = train(df, params["featuresCol"], params["labelCol"], source, options=options, task=params["task"])
-    summary = {"history": strict_json_values(result.history), **shapes(result.model), **_early_stopping(result)}
+    features = list(params["featuresCols"]) or params["featuresCol"]  # the JVM refused both set, before any job
+    result = train(df, features, params["labelCol"], source, options=options, task=params["task"])
+    summary = {"history": strict_json_values(result.history), **shapes(result.model),
+               "resumedFromEpoch": result.summary.get("resumed_from_epoch", 0), **_early_stopping(result)}
     return {"model.keras": model_to_bytes(result.model), "summary": summary}
 
 
@@ -106,13 +111,23 @@ def strict_json_values(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 @fit.loader
-def load(state: Dict[str, Any], source: str | None = None, **params: Any) -> Dict[str, Any]:
-    """The state of a pre-trained ``.keras`` file: its bytes, and its shapes as the summary (no history).
+def load(state: Dict[str, Any], source: str | None = None, endpoint: str | None = None,
+         **params: Any) -> Dict[str, Any]:
+    """The state of a pre-trained ``.keras`` file or SavedModel: its bytes, and its shapes as the summary.
 
-    ``source`` names the file the bytes came from in errors.
+    ``source`` names the file the bytes came from in errors. A SavedModel comes
+    as ``saved_model.zip`` (see :mod:`dlbridge.inference.saved_model`); its
+    ``endpoint`` is kept in the summary, which the predictor reads.
     """
-    from dlbridge.inference import describe_model
+    from dlbridge.inference import describe_model, saved_model
 
+    if saved_model.ARCHIVE in state:
+        if not endpoint:
+            raise ValueError(f"{source or 'The SavedModel'}: no endpoint given. Fix: pass the endpoint to "
+                             "KerasModel.fromSavedModel (its default is 'serving_default').")
+        info = saved_model.describe(state[saved_model.ARCHIVE], endpoint, source or "The SavedModel")
+        summary = {"history": [], **info, "savedModelEndpoint": endpoint}
+        return {saved_model.ARCHIVE: state[saved_model.ARCHIVE], "summary": summary}
     info = describe_model(state["model.keras"], source=source)
     summary = {"history": [], "inputShape": info["inputShape"], "outputShape": info["outputShape"]}
     return {"model.keras": state["model.keras"], "summary": summary}
@@ -121,9 +136,14 @@ def load(state: Dict[str, Any], source: str | None = None, **params: Any) -> Dic
 @fit.predictor
 def predictor(state: Dict[str, Any], **params: Any) -> Any:
     """The batch function of the model: packed float32 features (Arrow binary) in, the outputs struct out."""
+    from dlbridge.inference import saved_model
     from dlbridge.inference.model_cache import load_prepared
     from dlbridge.inference.udf import BatchPredictor
 
-    return BatchPredictor(load_prepared(state["model.keras"]), task=params["task"], batch_size=params["inferenceBatchSize"],
+    if saved_model.ARCHIVE in state:
+        loaded = saved_model.load_prepared(state[saved_model.ARCHIVE], state["summary"]["savedModelEndpoint"])
+    else:
+        loaded = load_prepared(state["model.keras"])
+    return BatchPredictor(loaded, task=params["task"], batch_size=params["inferenceBatchSize"],
                           shape=list(params["inputShape"]) or None, fields=params.get("outputs", ["prediction"]),
-                          names=[params["featuresCol"]])
+                          names=[", ".join(params["featuresCols"]) or params["featuresCol"]])

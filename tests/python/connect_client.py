@@ -88,6 +88,7 @@ def keras(spark: SparkSession, directory: str) -> Dict[str, Any]:
         "saved_history_epochs": history,
         "summary_error": not_implemented(lambda: keras_model.summary),
         "from_file_error": not_implemented(lambda: KerasModel.fromFile(f"{directory}/none.keras")),
+        "from_saved_model_error": not_implemented(lambda: KerasModel.fromSavedModel(f"{directory}/none")),
     }
 
 

@@ -64,6 +64,7 @@ def test_keras_pipeline_fits_transforms_saves_and_loads(server: ConnectServer, d
     assert "KerasModel.summary is not available under Spark Connect" in result["summary_error"]
     assert "data/summary.json" in result["summary_error"]
     assert "KerasModel.load(dir)" in result["from_file_error"]
+    assert "KerasModel.fromSavedModel(path).write().save(dir)" in result["from_saved_model_error"]
 
 
 def test_python_stages_in_a_pipeline(server: ConnectServer, directory: str) -> None:

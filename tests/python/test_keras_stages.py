@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -173,3 +174,228 @@ def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, c
     while not expected <= set(job_descriptions(spark)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert expected <= set(job_descriptions(spark)), job_descriptions(spark)
+
+
+# --- KerasModel.fromSavedModel (issue 11, item 8) ---
+
+def signature_output(directory: str, endpoint: str, x: np.ndarray) -> np.ndarray:
+    """What the SavedModel's signature ``endpoint`` returns for ``x``, called directly with TensorFlow."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(directory).signatures[endpoint]
+    (name,) = signature.structured_input_signature[1]
+    (output,) = signature(**{name: tf.constant(x)}).values()
+    return output.numpy()
+
+
+def save_linear_module(directory: str, outputs: int) -> None:
+    """A tf.Module computing logits ``x @ w + b`` of 64 inputs, saved with one signature, ``predict``."""
+    import tensorflow as tf
+
+    class Linear(tf.Module):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(3)
+            self.w = tf.Variable(rng.normal(size=(64, outputs)).astype("float32"))
+            self.b = tf.Variable(np.full(outputs, 0.1, "float32"))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 64], tf.float32, name="pixels")])
+        def __call__(self, pixels):  # type: ignore[no-untyped-def]
+            return {"scores": tf.matmul(pixels, self.w) + self.b}
+
+    module = Linear()
+    tf.saved_model.save(module, directory, signatures={"predict": module.__call__})
+
+
+def rows(frame, *columns: str) -> list:  # type: ignore[no-untyped-def]
+    """The columns of a collected pandas frame as numpy matrices (Vectors and arrays stacked)."""
+    pdf = frame.toPandas()
+    return [np.stack([v.toArray() if hasattr(v, "toArray") else v for v in pdf[c]]).astype("float64")
+            if c != "prediction" else pdf[c].to_numpy() for c in columns]
+
+
+def test_saved_model_stage_predicts_its_signature_and_outlives_the_directory(spark, data, tmp_path) -> None:
+    import glob
+    import shutil
+    import tempfile
+
+    _, test = data
+    directory = str(tmp_path / "exported")
+    small_keras_model().export(directory, verbose=False)  # softmax output: already probabilities
+    stage = KerasModel.fromSavedModel(f"file://{directory}").setRawOutputCol("raw")  # endpoint serving_default
+    features, raw, prediction, probability = rows(
+        stage.transform(test).select("features", "raw", "prediction", "probability"),
+        "features", "raw", "prediction", "probability")
+    expected = signature_output(directory, "serving_default", features.astype("float32"))
+    np.testing.assert_allclose(raw, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(probability, expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(prediction, expected.argmax(axis=1))
+    assert stage.numFeatures == 64 and stage.summary["outputShape"] == [10]
+    # the driver and the (local) Python workers removed the directories they unpacked the SavedModel into
+    assert glob.glob(os.path.join(tempfile.gettempdir(), "dlbridge-savedmodel-*")) == []
+
+    saved = tmp_path / "stage"
+    stage.write().save(str(saved))
+    shutil.rmtree(directory)
+    assert (saved / "data" / "saved_model.zip").is_file()
+    loaded = KerasModel.load(str(saved))
+    (again,) = rows(loaded.transform(test).select("raw"), "raw")
+    np.testing.assert_allclose(again, raw, rtol=0, atol=1e-6)
+
+
+def test_saved_model_endpoint_task_and_logits(spark, data, tmp_path) -> None:
+    _, test = data
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    save_linear_module(one, outputs=1)
+    save_linear_module(two, outputs=3)
+    regressor = KerasModel.fromSavedModel(one, "predict").setTask("regression").setRawOutputCol("raw")
+    features, prediction = rows(regressor.transform(test).select("features", "prediction"), "features", "prediction")
+    expected = signature_output(one, "predict", features.astype("float32"))
+    np.testing.assert_allclose(prediction, expected[:, 0], rtol=0, atol=1e-5)
+    # a classifier ending in logits (no Softmax in its graph) gets softmax applied, as .keras models do
+    classifier = KerasModel.fromSavedModel(two, "predict")
+    features, prediction, probability = rows(classifier.transform(test).select("features", "prediction", "probability"),
+                                             "features", "prediction", "probability")
+    logits = signature_output(two, "predict", features.astype("float32"))
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probability, softmax / softmax.sum(axis=1, keepdims=True), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(prediction, logits.argmax(axis=1))
+    layer = classifier.kerasModel()  # the TFSMLayer of the stage's SavedModel
+    assert type(layer).__name__ == "TFSMLayer"
+    np.testing.assert_allclose(next(iter(layer(features[:4].astype("float32")).values())), logits[:4], atol=1e-5)
+
+
+def test_saved_model_errors_name_the_path_and_list_the_endpoints(spark, tmp_path) -> None:
+    directory = str(tmp_path / "module")
+    save_linear_module(directory, outputs=1)
+    tracker = spark.sparkContext.statusTracker()
+    before = len(tracker.getJobIdsForGroup(None))
+    with pytest.raises(Exception, match=f"SavedModel '{directory}' has no endpoint 'serve'; its endpoints: predict."):
+        KerasModel.fromSavedModel(directory, "serve")
+    with pytest.raises(Exception, match=f"'{tmp_path}' is not a TensorFlow SavedModel directory: it holds no "
+                                        "saved_model.pb. Fix: pass the directory written by tf.saved_model.save"):
+        KerasModel.fromSavedModel(str(tmp_path))
+    with pytest.raises(Exception, match=f"SavedModel path '{tmp_path}/none' does not exist"):
+        KerasModel.fromSavedModel(str(tmp_path / "none"), "predict")
+    assert len(tracker.getJobIdsForGroup(None)) == before
+
+
+def test_checkpoints_resume_a_fit_and_refuse_another_model(data, tmp_path, capfd) -> None:
+    """checkpointDir as a file:// URI (written through the JVM's Hadoop FileSystem): resume, finish, refuse."""
+    train, _ = data
+    uri = (tmp_path / "checkpoints").as_uri()
+    est = KerasEstimator(hiddenLayers=[16], checkpointDir=uri, checkpointInterval=2, **QUICK)
+    first = est.fit(train)
+    assert first.summary["resumedFromEpoch"] == 0 and len(first.summary["history"]) == 2
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if not p.name.startswith(".")] == ["epoch-000002.npz"]
+
+    resumed = est.setEpochs(3).setVerbose(1).fit(train)  # epoch 3 is not a multiple of 2, but the last one
+    assert [h["epoch"] for h in resumed.summary["history"]] == [3]
+    assert resumed._call_java("summary").resumedFromEpoch() == 2  # Scala/Java's KerasTrainingSummary
+    console = capfd.readouterr().err
+    assert f"dlbridge fit {est.uid}: resumed from epoch 2 of the checkpoint in {uri} (1 of 3 epochs left)" in console
+    assert progress_epochs(console, est.uid) == [(3, 3)], console[-3000:]
+
+    done = est.setEpochs(2).setVerbose(0).fit(train)  # the checkpoint's epoch 3 >= epochs: returned at once
+    assert done.summary["resumedFromEpoch"] == 3 and done.summary["history"] == []
+    for mine, theirs in zip(done.kerasModel().get_weights(), resumed.kerasModel().get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(Exception, match=f"checkpointDir '{uri}' holds a checkpoint .epoch-000003.npz, epoch 3. of "
+                                        "a different model or training setup: architecture .the layers or their configuration"):
+        est.setHiddenLayers([8]).fit(train)
+    with pytest.raises(Exception, match="checkpointDir 'nofs://x/y' cannot be opened as a local path or a Hadoop FS "
+                                        "URI: .*No FileSystem for scheme"):
+        est.setHiddenLayers([16]).setCheckpointDir("nofs://x/y").fit(train)
+    with pytest.raises(Exception, match="checkpointInterval given invalid value 0"):
+        est.setHiddenLayers([16]).setCheckpointInterval(0).fit(train)  # Scala's validator, before any job
+
+
+def split_pixels(spark, train):  # type: ignore[no-untyped-def]
+    """``train``'s 64 pixels as (Vector of 31, array<float> of 32 from pandas, double), and all 64 as one
+    nullable array<float> ``pixels``; row 0 holds a null pixel in ``a`` (and so in ``pixels``)."""
+    import pandas as pd
+
+    rows = train.collect()
+    x = np.array([r.features.toArray() for r in rows], dtype=np.float32).astype(np.float64).astype(object)
+    x[0, 40] = None
+    pdf = pd.DataFrame({"id": range(len(rows)), "pixels": [list(r) for r in x], "a": [list(r[31:63]) for r in x],
+                        "d": x[:, 63].astype(float), "label": [r.label for r in rows]})
+    df = spark.createDataFrame(pdf, "id long, pixels array<float>, a array<float>, d double, label double")
+    from pyspark.ml.functions import array_to_vector
+
+    return df.withColumn("v", array_to_vector(F.slice("pixels", 1, 31))).cache()
+
+
+def test_feature_columns_train_and_predict_as_the_same_data_preassembled(spark, data) -> None:
+    df = split_pixels(spark, data[0])
+    common = dict(hiddenLayers=[8], mode="sync", numWorkers=2, handleInvalid="skip", rawOutputCol="raw",
+                  probabilityCol="", **{**QUICK, "seed": 11, "epochs": 1})
+    several = KerasEstimator(featuresCols=["v", "a", "d"], **common).fit(df)
+    one = KerasEstimator(featuresCol="pixels", **common).fit(df)
+    got = several.transform(df).select("id", "raw").toPandas().sort_values("id")
+    expected = one.transform(df).select("id", "raw").toPandas().sort_values("id")
+    assert got["id"].tolist() == expected["id"].tolist() == list(range(1, df.count()))  # row 0 skipped
+    np.testing.assert_allclose(np.stack(got["raw"]), np.stack(expected["raw"]), rtol=0, atol=1e-6)
+    with pytest.raises(Exception) as info:  # handleInvalid reaches each column, and the error names it
+        several.setHandleInvalid("error").transform(df).collect()
+    assert "featuresCols ['v', 'a', 'd'] holds a row with column 'a' holding a null element" in str(info.value)
+    with pytest.raises(Exception) as info:
+        KerasEstimator(featuresCol="pixels", featuresCols=["v", "a"]).fit(df)
+    assert "featuresCol ('pixels') and featuresCols ['v', 'a'] are both set" in str(info.value)
+
+
+def test_zero_weights_on_half_the_classes_mean_those_classes_are_never_predicted(data) -> None:
+    train, test = data
+    weighted = train.withColumn("w", F.when(F.col("label") < 5, 1.0).otherwise(0.0))
+    model = KerasEstimator(hiddenLayers=[16], weightCol="w", **{**QUICK, "epochs": 3}).fit(weighted)
+    predictions = model.transform(test).select("label", "prediction").toPandas()
+    low = predictions[predictions["label"] < 5]
+    assert (predictions["label"] >= 5).mean() > 0.4  # half the test rows are of the zero-weight classes
+    assert (predictions["prediction"] >= 5).mean() < 0.02, predictions["prediction"].value_counts()
+    assert (low["prediction"] == low["label"]).mean() > 0.8
+
+
+def test_weights_reach_the_validation_loss_and_invalid_weights_are_named(data) -> None:
+    train, _ = data
+    zero = KerasEstimator(hiddenLayers=[4], weightCol="w", validationFraction=0.25, mode="async", stepsPerSync=2,
+                          numWorkers=1, **{**QUICK, "epochs": 1}).fit(train.withColumn("w", F.lit(0)))
+    record = zero.summary["history"][0]
+    assert record["loss"] == 0.0 and record["val_loss"] == 0.0, record
+    negative = train.withColumn("w", F.when(F.col("label") == 3, -1.0).otherwise(1.0))
+    with pytest.raises(Exception) as info:
+        KerasEstimator(weightCol="w", **QUICK).fit(negative)
+    message = str(info.value)
+    assert "weightCol='w': " in message and "are null, NaN, +/-inf or negative" in message, message[-2000:]
+    assert "handleInvalid='skip'" in message
+    skipped = KerasEstimator(hiddenLayers=[4], weightCol="w", handleInvalid="skip", numWorkers=1,
+                             **{**QUICK, "epochs": 1}).fit(negative)
+    assert skipped.summary["history"][0]["samples"] == negative.filter("w >= 0").count()  # class 3 left out
+
+
+def test_a_seed_makes_sync_fits_identical_and_each_verbose_level_prints_what_its_doc_says(data, capfd) -> None:
+    train, _ = data
+    common = dict(hiddenLayers=[8], mode="sync", numWorkers=2, **{**QUICK, "epochs": 1})
+    capfd.readouterr()
+    fits = []
+    for seed, verbose in ((2 ** 62 + 1, 0), (2 ** 62 + 1, 1), (6, 2)):
+        est = KerasEstimator(**{**common, "seed": seed, "verbose": verbose})
+        fits.append(est.fit(train).kerasModel().get_weights())
+        console = capfd.readouterr().err
+        epochs = progress_epochs(console, est.uid)
+        details = [f"dlbridge fit {est.uid}: input read, checked and cached in ",
+                   f"dlbridge fit {est.uid}: sync mode, 2 workers, loss sparse_categorical_crossentropy, "]
+        assert epochs == ([] if verbose == 0 else [(1, 1)]), console[-3000:]
+        assert [d in console for d in details] == [verbose == 2] * 2, console[-3000:]
+        assert verbose or "dlbridge fit" not in console, console[-3000:]
+    same, other = fits[0], fits[2]
+    assert all(np.array_equal(a, b) for a, b in zip(fits[0], fits[1]))  # exact: every weight array
+    assert not any(np.array_equal(a, b) for a, b in zip(same, other))
+
+
+def test_seed_takes_a_java_long() -> None:
+    est = KerasEstimator(seed=2 ** 63 - 1)
+    est._transfer_params_to_java()  # what fit does first
+    assert est.getSeed() == 2 ** 63 - 1 and est._java_obj.getSeed() == 2 ** 63 - 1
+    est.setSeed(42)._transfer_params_to_java()  # a small int reaches the LongParam too
+    assert est._java_obj.getSeed() == 42
+    with pytest.raises(ValueError, match="seed must fit a 64-bit signed integer"):
+        KerasEstimator(seed=2 ** 63)

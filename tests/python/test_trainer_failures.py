@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -103,3 +106,57 @@ def test_server_killed_mid_fit_fails_clearly_without_hanging(digits, mode):
     assert isinstance(error, RuntimeError), error
     assert "parameter server was stopped" in str(error) and f"({mode} mode)" in str(error)
     assert_no_leaks(server.port)
+
+
+def test_a_killed_driver_resumes_from_its_last_checkpoint(digits, tmp_path):
+    """A PySpark driver is SIGKILLed after its checkpoint of epoch 2; a new fit resumes at epoch 3."""
+    from checkpoint_driver import HIDDEN, OPTIONS
+    from processes import cmdline, descendants
+
+    epochs, directory = 4, tmp_path / "checkpoints"
+    train, x_test, y_test = digits
+    options = TrainingOptions(epochs=epochs, verbose=0, **OPTIONS)
+    with open(tmp_path / "driver.log", "wb") as log:
+        driver = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "checkpoint_driver.py"),
+                                   str(directory), str(epochs)], stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+    try:  # the uninterrupted fit runs meanwhile; the driver is killed as soon as epoch 2 is checkpointed
+        thread, whole = run_in_thread(lambda: fit(train, "features", "label",
+                                                  mlp_builder(HIDDEN, "classification"), options))
+        wait_for(lambda: (directory / "epoch-000002.npz").exists() or driver.poll() is not None, 300,
+                 "the driver's checkpoint of epoch 2")
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+        tree = descendants(driver.pid)
+        assert any("java" in cmdline(pid) for pid in tree), [cmdline(pid) for pid in tree]
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+        wait_for(lambda: not any(cmdline(pid) for pid in tree), 60,  # '' once a process is gone (or a zombie)
+                 f"the killed driver's JVM and Python workers {tree} to exit")
+    finally:
+        _kill_session(driver)  # only when something above failed: the test asserted the tree is gone
+    thread.join(300)
+    assert "result" in whole, whole.get("error")
+    saved = sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+    assert len(saved) == 1, saved  # one complete checkpoint, no partial or older file
+    killed_at = int(saved[0][len("epoch-"):-len(".npz")])
+    assert 2 <= killed_at < epochs
+
+    resumed = fit(train, "features", "label", mlp_builder(HIDDEN, "classification"),
+                  TrainingOptions(epochs=epochs, checkpointDir=str(directory), verbose=0, **OPTIONS))
+    assert resumed.summary["resumed_from_epoch"] == killed_at
+    assert [h["epoch"] for h in resumed.history] == list(range(killed_at + 1, epochs + 1))
+    uninterrupted = whole["result"]
+    assert abs(resumed.history[-1]["loss"] - uninterrupted.history[-1]["loss"]) < 0.15
+    assert abs(accuracy(resumed.model, x_test, y_test) - accuracy(uninterrupted.model, x_test, y_test)) < 0.05
+    assert accuracy(resumed.model, x_test, y_test) > 0.85
+    assert os.listdir(directory) == [f"epoch-{epochs:06d}.npz"]
+    assert_no_leaks(port_of(resumed))
+
+
+def _kill_session(process: subprocess.Popen) -> None:
+    """SIGKILL whatever is left of the session that ``process`` leads (it was started with start_new_session)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(30)

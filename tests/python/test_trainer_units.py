@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import threading
@@ -21,7 +22,8 @@ def test_option_defaults_match_the_contract():
     assert json.loads(opts.to_json()) == {
         "mode": "hogwild", "epochs": 10, "batchSize": 128, "numWorkers": 2, "optimizer": "adam",
         "optimizerOptions": "{}", "loss": "", "stepsPerSync": 1, "shuffle": True,
-        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error",
+        "validationFraction": 0.0, "seed": 0, "verbose": 1, "handleInvalid": "error", "weightCol": "",
+        "checkpointDir": "", "checkpointInterval": 10,
         "metrics": [], "earlyStoppingPatience": 0, "tensorboardDir": ""}
     assert TrainingOptions.from_json(opts.to_json()) == opts
     assert TrainingOptions.from_json('{"mode": "sync", "epochs": 3}').epochs == 3
@@ -36,6 +38,10 @@ def test_option_defaults_match_the_contract():
     ("optimizerOptions", "{oops", "JSON object"),
     ("shuffle", "yes", "a boolean"),
     ("handleInvalid", "keep", "one of error, skip"),
+    ("checkpointInterval", 0, "an integer >= 1, or -1 to disable checkpoints"),
+    ("checkpointDir", None, "a directory path or Hadoop FS URI"),
+    ("seed", 2 ** 63, "a 64-bit signed integer"),
+    ("weightCol", None, "a column name"),
     ("metrics", "auc", "a list of Keras metric names"),
     ("earlyStoppingPatience", -1, "an integer >= 0"),
     ("tensorboardDir", None, "a directory path"),
@@ -252,3 +258,54 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     stopper.restore(model, epoch)
     for restored, best in zip(model.get_weights(), seen[2]):
         np.testing.assert_array_equal(restored, best)
+
+
+def test_checkpoints_are_atomic_unpickled_and_off_with_interval_minus_one(tmp_path):
+    import keras
+
+    from dlbridge.trainer.checkpoints import Checkpoints
+    from dlbridge.trainer.filesystem import LocalDirectory
+
+    class Objective:
+        task, loss = "regression", "mse"
+
+    options = TrainingOptions(checkpointDir=str(tmp_path), checkpointInterval=-1)
+    assert Checkpoints.open(None, options, small_model(), Objective) is None  # -1: no checkpoints at all
+    model, optimizer = small_model(), keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    checkpoints = Checkpoints.open(None, TrainingOptions(checkpointDir=str(tmp_path), checkpointInterval=2, epochs=3),
+                                   model, Objective)
+    checkpoints.after_epoch(1, model, optimizer)  # not due
+    assert os.listdir(tmp_path) == []
+    checkpoints.after_epoch(2, model, optimizer)
+    (tmp_path / ".tmp-0123-epoch-000003.npz").write_bytes(b"PK partial")  # a writer killed mid-write
+    fresh = small_model(seed=7)
+    assert checkpoints.restore(fresh, optimizer) == 2
+    for mine, saved in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(mine, saved)
+    checkpoints.after_epoch(3, model, optimizer)  # the last epoch; older checkpoint and temporaries removed
+    assert os.listdir(tmp_path) == ["epoch-000003.npz"]
+
+    np.savez(tmp_path / "epoch-000004.npz", meta=np.array([{"epoch": 4}], dtype=object))  # needs unpickling
+    with pytest.raises(ValueError, match=f"checkpointDir '{tmp_path}': the checkpoint epoch-000004.npz cannot be "
+                                         "read .*allow_pickle=False"):
+        Checkpoints(LocalDirectory(str(tmp_path)), 1, 5, {}).latest()
+
+
+def test_the_seed_fixes_the_initial_weights_of_a_built_model_config_and_mlp():
+    import random
+
+    from dlbridge.trainer import models, seeding, sources
+
+    config = sources.keras_config(small_model(4, 3).to_json(), "model")
+
+    def build(source, seed):
+        with seeding.seeded(seed):
+            return [w.copy() for w in models.resolve_model(source, 4, 3).get_weights()]
+
+    state = random.getstate()
+    for source in (config, mlp_builder([8], "classification")):
+        first, again, other = build(source, 2 ** 40 + 7), build(source, 2 ** 40 + 7), build(source, 7)
+        assert all(np.array_equal(a, b) for a, b in zip(first, again))
+        assert not all(np.array_equal(a, b) for a, b in zip(first, other))  # the seed's high bits count too
+    assert random.getstate() == state  # the caller's own random stream is left as it was

@@ -34,6 +34,15 @@ def _keras_config(value: Any) -> str:
                         "file use modelFile.") from e
 
 
+def _to_long(value: Any) -> int:
+    """Type converter of ``seed``: an integer that fits a Java ``long`` (Spark's ``HasSeed`` is a ``LongParam``)."""
+    number = TypeConverters.toInt(value)
+    if not -2 ** 63 <= number < 2 ** 63:
+        raise ValueError(f"seed must fit a 64-bit signed integer (a Java long), -2**63 .. 2**63-1. "
+                         f"Received: seed={value!r}. Fix: reduce it, e.g. seed % 2**63.")
+    return number
+
+
 class _KerasParams(Params):
     """Params of the Keras stages, mirroring Scala's ``dlbridge.ml.KerasParams`` (names, docs, defaults)."""
 
@@ -71,19 +80,41 @@ class _KerasParams(Params):
     stepsPerSync = _param("stepsPerSync", "local mini-batch steps between exchanges with the parameter server; "
                           "above 1 a worker sends its weight change every k steps, which cuts traffic and "
                           "trains faster on few cores (default: 1)", _I)
-    shuffle = _param("shuffle", "shuffle each worker's data every epoch (default: true)", _B)
+    shuffle = _param("shuffle", "shuffle the rows of each worker's partition every epoch, within windows of one "
+                     "Arrow batch (spark.sql.execution.arrow.maxRecordsPerBatch rows) (default: true)", _B)
     validationFraction = _param("validationFraction", "fraction of rows held out for per-epoch validation, "
                                 "in [0, 1) (default: 0.0)", _F)
-    seed = _param("seed", "random seed (default: 0)", _I)
+    seed = _param("seed", "random seed of the initial weights of a built model (built-in MLP, modelConfig, "
+                  "modelFactory), of the shuffling and of the validation split (default: 0)", _to_long)
     verbose = _param("verbose", "what fit prints on the driver's console: 0 nothing; 1 one line per epoch "
                      "(epoch k/n, loss, validation metrics, samples/s, epoch time, ETA); 2 also a line when the "
                      "input is cached and one with the training setup (default: 1)", _I)
     inferenceBatchSize = _param("inferenceBatchSize", "rows per model call during transform (default: 1024)", _I)
-    inputShape = _param("inputShape", "shape each flat feature row is reshaped to, e.g. [28, 28, 1]; "
-                        "empty keeps it flat (default: empty)", _LI)
+    inputShape = _param("inputShape", "in transform, the shape each flat feature row is reshaped to before the "
+                        "model is called, e.g. [28, 28, 1]; empty uses the model's own input shape; training feeds "
+                        "flat rows (default: empty)", _LI)
     handleInvalid = _param("handleInvalid", "how to handle rows whose features or label are null or hold NaN, "
-                           "+/-inf or null elements: 'error' fails naming the column, what was found and the fix; "
-                           "'skip' drops those rows, in fit and in transform (default: error)", _S)
+                           "+/-inf or null elements, or whose weight is null, NaN, +/-inf or negative: 'error' "
+                           "fails naming the column, what was found and the fix; 'skip' drops those rows, in fit "
+                           "and in transform (default: error)", _S)
+
+    # ---- inputs: several feature columns, sample weights (Scala's KerasInputParams) ----
+    featuresCols = _param("featuresCols", "feature columns (ML Vector, array of numbers or number each), "
+                          "concatenated in this order into one feature row in fit and transform, handleInvalid "
+                          "applying to each; set it instead of featuresCol, never both (default: empty, use "
+                          "featuresCol)", TypeConverters.toListString)
+    weightCol = _param("weightCol", "numeric column of per-row sample weights multiplying each row's loss in "
+                       "training and validation (Keras sample_weight semantics); a null, NaN, infinite or "
+                       "negative weight makes the row invalid (see handleInvalid); fit only (default: empty, every "
+                       "weight is 1)", _S)
+    # ---- checkpoints (Scala: KerasCheckpointParams; see dlbridge.trainer.checkpoints) ----
+    checkpointDir = _param("checkpointDir", "directory (any Hadoop FS path) for checkpoints of the weights, "
+                           "optimizer state and epoch; a fit whose directory holds a checkpoint of the same model "
+                           "resumes after its epoch, one of a different model is refused; empty disables "
+                           "checkpoints (default: empty)", _S)
+    checkpointInterval = _param("checkpointInterval", "set checkpoint interval (>= 1) or disable checkpoint (-1): "
+                                "a checkpoint is written every that many epochs and after the last epoch "
+                                "(default: 10)", _I)
     # ---- per-epoch options (Scala's KerasEpochParams) ----
     metrics = _param("metrics", "Keras metric names (e.g. accuracy, auc, precision, recall, mae, mse) computed each "
                      "epoch on the validation split and reported as val_<name>; needs validationFraction > 0 "
@@ -101,7 +132,8 @@ class _KerasParams(Params):
         hiddenLayers=[64], task="classification", mode="hogwild", epochs=10, batchSize=128, numWorkers=2,
         optimizer="adam", optimizerOptions="{}", loss="", stepsPerSync=1, shuffle=True,
         validationFraction=0.0, seed=0, verbose=1, inferenceBatchSize=1024, inputShape=[],
-        handleInvalid="error",
+        handleInvalid="error", featuresCols=[], weightCol="",
+        checkpointDir="", checkpointInterval=10,
         metrics=[], earlyStoppingPatience=0, tensorboardDir="",  # per-epoch options
     )
 
@@ -156,7 +188,8 @@ class KerasEstimator(JavaEstimator, _KerasParams, JavaMLWritable, JavaMLReadable
                  optimizerOptions: _Json = "{}", loss: str = "", stepsPerSync: int = 1, shuffle: bool = True,
                  validationFraction: float = 0.0, seed: int = 0, verbose: int = 1,
                  inferenceBatchSize: int = 1024, inputShape: Optional[List[int]] = None,
-                 handleInvalid: str = "error",
+                 handleInvalid: str = "error", featuresCols: Optional[List[str]] = None,
+                 weightCol: str = "", checkpointDir: str = "", checkpointInterval: int = 10,
                  metrics: Optional[List[str]] = None, earlyStoppingPatience: int = 0,
                  tensorboardDir: str = "") -> None:
         super().__init__()
@@ -192,7 +225,11 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasM
 
     @property
     def summary(self) -> Dict[str, Any]:
-        """Training history (one dict per epoch) and the model's input/output shapes.
+        """Training history (one dict per epoch), the model's input/output shapes and ``resumedFromEpoch``.
+
+        ``resumedFromEpoch`` is the epoch of the checkpoint (``checkpointDir``)
+        the fit resumed from, 0 for a fresh start; the history then holds the
+        epochs after it.
 
         Each epoch's dict holds ``loss`` and, with ``validationFraction > 0``,
         ``val_loss``, ``val_accuracy`` (classification) and ``val_<name>`` for
@@ -218,19 +255,25 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasM
         Loaded from the stage's Keras v3 archive (the ``data/model.keras`` it
         saves) with ``safe_mode=True`` and not compiled, e.g. to log it with
         ``mlflow.keras.log_model`` or to call ``predict`` on numpy arrays.
-        Each call loads a new, independent copy.
+        Each call loads a new, independent copy. For a stage made by
+        :meth:`fromSavedModel`, it is the ``keras.layers.TFSMLayer`` of the
+        stage's SavedModel and endpoint (callable on a batch; returns what the
+        endpoint returns).
 
         Returns
         -------
-        keras.Model
-            The trained (or ``fromFile``) model, uncompiled.
+        keras.Model or keras.layers.TFSMLayer
+            The trained (or ``fromFile``) model, uncompiled; the TFSMLayer of a SavedModel stage.
         """
         require_classic("KerasModel.kerasModel()", _SAVED_MODEL_FIX)
-        from dlbridge.inference import load_model_bytes
+        from dlbridge.inference import load_model_bytes, saved_model
 
-        # modelBytes is package-private in Scala (public in bytecode), as pyspark's wrappers call
-        # Spark's private[ml] members; it is the archive the stage saves and runs.
-        return load_model_bytes(bytes(self._java_obj.modelBytes()), source=f"KerasModel {self.uid}")
+        # modelBytes and networkFile are package-private in Scala (public in bytecode), as pyspark's
+        # wrappers call Spark's private[ml] members; modelBytes is the archive the stage saves and runs.
+        network = bytes(self._java_obj.modelBytes())
+        if self._java_obj.networkFile() == saved_model.ARCHIVE:
+            return saved_model.load_layer(network, self.summary["savedModelEndpoint"], f"KerasModel {self.uid}")
+        return load_model_bytes(network, source=f"KerasModel {self.uid}")
 
     @classmethod
     def fromFile(cls, path: str) -> "KerasModel":
@@ -239,19 +282,65 @@ class KerasModel(JavaModel, _KerasParams, JavaMLWritable, JavaMLReadable["KerasM
         Not available under Spark Connect (``NotImplementedError``): convert the
         file once with a classic session or a JVM job, then ``KerasModel.load``.
         """
-        require_classic(f"KerasModel.fromFile('{path}')",
-                        "convert the file once outside Spark Connect (a PySpark or spark-submit job: "
-                        "KerasModel.fromFile(path).write().save(dir)), then call KerasModel.load(dir) here; or "
-                        "train from it here with KerasEstimator(modelFile=path).")
-        spark = SparkSession.getActiveSession()
-        if spark is None:
-            raise RuntimeError("KerasModel.fromFile needs an active SparkSession; create one first.")
-        ensure_driver_backend(spark)
-        return cls(spark.sparkContext._jvm.dlbridge.ml.KerasModel.fromFile(path))
+        scala = _scala_companion(f"KerasModel.fromFile('{path}')",
+                                 "convert the file once outside Spark Connect (a PySpark or spark-submit job: "
+                                 "KerasModel.fromFile(path).write().save(dir)), then call KerasModel.load(dir) "
+                                 "here; or train from it here with KerasEstimator(modelFile=path).")
+        return cls(scala.fromFile(path))
+
+    @classmethod
+    def fromSavedModel(cls, path: str, endpoint: Optional[str] = None) -> "KerasModel":
+        """A Model stage for a TensorFlow SavedModel directory, run through ``keras.layers.TFSMLayer``.
+
+        The stage keeps the directory's files (read on the driver through the
+        Hadoop FS API, so any Hadoop FS path works) and saves them in its
+        ``data/``, so it keeps working after the directory is deleted. Set
+        ``task`` to ``"regression"`` for a regressor; a classifier's output
+        counts as probabilities when the endpoint computes it with Softmax or
+        Sigmoid, else as logits. A SavedModel is trusted like a model file: its
+        graph runs TensorFlow ops.
+
+        Parameters
+        ----------
+        path : str
+            The SavedModel directory, as written by ``tf.saved_model.save(obj, path)``
+            or ``model.export(path)``.
+        endpoint : str
+            The signature or restored function to call; it must take one input
+            tensor and return one output tensor (alone or as the only entry of
+            a dict). Defaults to `None`: ``"serving_default"``, the default of
+            Scala's ``KerasModel.fromSavedModel(path)``; ``model.export`` also
+            writes ``"serve"``.
+
+        Raises
+        ------
+        Exception
+            Before any Spark job: a path that is not a SavedModel directory (the
+            error names it), or an endpoint the SavedModel lacks (the error lists
+            the endpoints it has). ``NotImplementedError`` under Spark Connect.
+        """
+        scala = _scala_companion(f"KerasModel.fromSavedModel('{path}')",
+                                 "make the stage once outside Spark Connect (a PySpark or spark-submit job: "
+                                 "KerasModel.fromSavedModel(path).write().save(dir)), then call "
+                                 "KerasModel.load(dir) here.")
+        return cls(scala.fromSavedModel(path) if endpoint is None else scala.fromSavedModel(path, endpoint))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         ensure_driver_backend(dataset.sparkSession)
         return super()._transform(dataset)
+
+
+def _scala_companion(call: str, fix: str) -> Any:
+    """Scala's ``KerasModel`` object (its statics), for ``call``: needs a classic session, whose backend it starts.
+
+    ``fix`` is the way round under Spark Connect (``NotImplementedError`` there).
+    """
+    require_classic(call, fix)
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise RuntimeError(f"{call} needs an active SparkSession; create one first.")
+    ensure_driver_backend(spark)
+    return spark.sparkContext._jvm.dlbridge.ml.KerasModel
 
 
 _SAVED_MODEL_FIX = ("save the model (model.write().save(path)) and load its data/model.keras with "
@@ -261,6 +350,6 @@ _SAVED_SUMMARY_FIX = ("save the model (model.write().save(path)) and read the tr
 
 
 # A fitted model takes the inference-side setters only (training params are fixed by fit).
-for _name in ("featuresCol", "predictionCol", "probabilityCol", "rawOutputCol", "task",
+for _name in ("featuresCol", "featuresCols", "predictionCol", "probabilityCol", "rawOutputCol", "task",
               "inferenceBatchSize", "inputShape", "handleInvalid"):
     setattr(KerasModel, "set" + _name[0].upper() + _name[1:], _accessor("set", _name))

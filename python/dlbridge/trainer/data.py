@@ -1,8 +1,10 @@
 """Input data: Spark columns to one float32 feature array and a label, then Arrow to numpy.
 
 On the driver, :func:`prepare` turns any accepted feature form (ML ``Vector``,
-``array<numeric>``, several numeric columns) into one ``array<float>`` column,
-validates it, splits off validation rows and caches the repartitioned input.
+``array<numeric>``, a number, or several such columns concatenated in order)
+into one ``array<float>`` column, selects the sample weights when
+``weightCol`` is set, validates them, splits off validation rows and caches
+the repartitioned input.
 Without a label column (``label_col=None``) the targets are the features: only
 the feature column is cached, and each mini-batch's targets are its inputs.
 On the workers, :func:`minibatches` streams Arrow record batches as numpy
@@ -19,6 +21,7 @@ import numpy as np
 from dlbridge.trainer import input_cache
 from dlbridge.trainer.objectives import LabelInfo
 from dlbridge.trainer.options import TrainingOptions
+from dlbridge.trainer.weights import W, invalid_weight, weight_column
 
 X, Y = "__dlbridge_x", "__dlbridge_y"
 logger = logging.getLogger("dlbridge.trainer")
@@ -26,7 +29,8 @@ logger = logging.getLogger("dlbridge.trainer")
 
 @dataclasses.dataclass
 class PreparedData:
-    """Cached training (and validation) input with columns ``X`` and ``Y`` (only ``X`` when the targets are the features)."""
+    """Cached training (and validation) input with columns ``X`` and ``Y`` (only ``X`` when the targets are the
+    features), then ``W`` (the sample weights) when ``options.weightCol`` is set."""
 
     train: object
     validation: object | None
@@ -62,12 +66,14 @@ def prepare(df, features_col: str | Sequence[str], label_col: str | None, option
     TypeError
         For a column of a type that cannot be used.
     """
-    features = _feature_column(df, features_col)
-    if label_col is None:
-        label_dim, data = None, df.select(features.alias(X))
-    else:
+    columns = [_feature_column(df, features_col).alias(X)]
+    label_dim = None
+    if label_col is not None:
         label, label_dim = _label_column(df, label_col)
-        data = df.select(features.alias(X), label.alias(Y))
+        columns.append(label.alias(Y))
+    if options.weightCol:
+        columns.append(weight_column(df, options.weightCol).alias(W))
+    data = df.select(*columns)
     train, validation = data, None
     if options.validationFraction > 0:
         train, validation = data.randomSplit([1 - options.validationFraction, options.validationFraction],
@@ -79,24 +85,19 @@ def prepare(df, features_col: str | Sequence[str], label_col: str | None, option
         for frame in frames:
             frame.unpersist()
         raise
-    usable = [f.filter(~_invalid_row(label_dim)) for f in frames] if skipped else frames
+    usable = [f.filter(~_invalid_row(label_dim, bool(options.weightCol))) for f in frames] if skipped else frames
     return PreparedData(train=usable[0], validation=usable[1] if validation is not None else None,
                         input_dim=input_dim, label=info, cached=frames)
 
 
 def _feature_column(df, features_col: str | Sequence[str]):
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T
 
-    if not isinstance(features_col, str):
+    if not isinstance(features_col, str):  # featuresCols: each part null when invalid, so the concatenation is too
         names = list(features_col)
         if not names:
-            raise ValueError("features_col is an empty list; give a column name or numeric column names.")
-        for name in names:
-            if not isinstance(_dtype(df, name, "features_col"), T.NumericType):
-                raise TypeError(f"Feature column {name!r} must be numeric when features_col is a list. "
-                                f"Received type {_dtype(df, name, 'features_col').simpleString()}.")
-        return F.array(*[F.col(n).cast("float") for n in names])
+            raise ValueError("features_col is an empty list; give a column name or a list of column names.")
+        return F.concat(*[_float_array(df, n, "featuresCols", allow_scalar=True) for n in names])
     return _float_array(df, features_col, "features_col", allow_scalar=True)
 
 
@@ -149,20 +150,21 @@ def _invalid_label(label_dim: int | None):
     return F.lit(False) if label_dim is None else _invalid(F.col(Y), bool(label_dim))
 
 
-def _invalid_row(label_dim: int | None):
+def _invalid_row(label_dim: int | None, weighted: bool):
     from pyspark.sql import functions as F
 
-    return _invalid(F.col(X), True) | _invalid_label(label_dim)
+    return _invalid(F.col(X), True) | _invalid_label(label_dim) | invalid_weight(weighted)
 
 
-def _aggregations(label_dim: int | None) -> list:
+def _aggregations(label_dim: int | None, weighted: bool) -> list:
     """Row count, invalid rows, and array sizes and the label range over valid rows."""
     from pyspark.sql import functions as F
 
-    bad_x, bad_y = _invalid(F.col(X), True), _invalid_label(label_dim)
-    ok = ~(bad_x | bad_y)
+    bad_x, bad_y, bad_w = _invalid(F.col(X), True), _invalid_label(label_dim), invalid_weight(weighted)
+    ok = ~(bad_x | bad_y | bad_w)
     aggs = [F.count(F.lit(1)).alias("n"), F.count(F.when(bad_x, 1)).alias("bad_x"),
-            F.count(F.when(bad_y, 1)).alias("bad_y"), F.count(F.when(bad_x | bad_y, 1)).alias("bad"),
+            F.count(F.when(bad_y, 1)).alias("bad_y"), F.count(F.when(bad_w, 1)).alias("bad_w"),
+            F.count(F.when(bad_x | bad_y | bad_w, 1)).alias("bad"),
             F.min(F.when(ok, F.size(X))).alias("dmin"), F.max(F.when(ok, F.size(X))).alias("dmax")]
     if label_dim is None:
         return aggs
@@ -179,7 +181,7 @@ def _inspect(frames: list, df, label_col: str | None, label_dim: int | None, fea
     """One aggregation job per cached frame; returns the label info, the input size and the rows to skip."""
     from pyspark.sql import types as T
 
-    row = _combine([frame.agg(*_aggregations(label_dim)).first().asDict() for frame in frames])
+    row = _combine([frame.agg(*_aggregations(label_dim, bool(options.weightCol))).first().asDict() for frame in frames])
     if not row["n"]:
         raise ValueError(f"The training DataFrame has no rows (featuresCol={features_col!r}, "
                          f"labelCol={label_col!r}). Fix: check the filters and the source of the data.")
@@ -208,9 +210,11 @@ def _check_invalid(row: dict, features_col, label_col: str, options: TrainingOpt
     """The number of invalid rows to skip; raises ``ValueError`` if they are an error (or all rows)."""
     if not row["bad"]:
         return 0
-    found = "; ".join(f"{param}={column!r}: {count} of {row['n']} row(s) are null or hold NaN, +/-inf or null "
-                      "elements" for param, column, count in (("featuresCol", features_col, row["bad_x"]),
-                                                               ("labelCol", label_col, row["bad_y"])) if count)
+    what = "are null or hold NaN, +/-inf or null elements"
+    found = "; ".join(f"{param}={column!r}: {count} of {row['n']} row(s) {problem}" for param, column, count, problem in (
+        ("featuresCol" if isinstance(features_col, str) else "featuresCols", features_col, row["bad_x"], what),
+        ("labelCol", label_col, row["bad_y"], what),
+        ("weightCol", options.weightCol, row["bad_w"], "are null, NaN, +/-inf or negative")) if count)
     if options.handleInvalid == "error":
         raise ValueError(f"{found} (handleInvalid='error'). Fix: set handleInvalid='skip' to train on the valid "
                          "rows only, or clean the data first (e.g. df.na.drop(), an Imputer, or a filter).")
@@ -228,23 +232,28 @@ def _combine(rows: list[dict]) -> dict:
         values = [r[key] for r in rows if r.get(key) is not None]
         return choose(values) if values else None
 
-    merged = {key: sum(r.get(key) or 0 for r in rows) for key in ("n", "bad_x", "bad_y", "bad", "not_class")}
+    merged = {key: sum(r.get(key) or 0 for r in rows) for key in ("n", "bad_x", "bad_y", "bad_w", "bad", "not_class")}
     merged.update({key: pick(key, min) for key in ("dmin", "lmin", "not_class_example")})
     merged.update({key: pick(key, max) for key in ("dmax", "lmax")})
     return merged
 
 
 def to_numpy(batch, input_dim: int, label_dim: int, sparse: bool,
-             targets_are_features: bool = False) -> tuple[np.ndarray, np.ndarray]:
+             targets_are_features: bool = False, weighted: bool = False) -> tuple[np.ndarray, ...]:
     """Features ``(n, input_dim)`` float32 and labels of one Arrow record batch, vectorised.
 
     Labels are int32 ``(n,)`` class indices when ``sparse``, float32 ``(n, 1)``
     for other scalar labels, float32 ``(n, label_dim)`` for arrays, and the
     features array itself when ``targets_are_features`` (the batch then has
-    only the feature column).
+    only the feature column). With ``weighted`` the batch's last column holds
+    the sample weights, returned third as float32 ``(n,)``.
     """
     n = batch.num_rows
     x = _flat_floats(batch.column(0)).reshape(n, input_dim)
+    if weighted:
+        w = batch.column(batch.num_columns - 1).to_numpy(zero_copy_only=False).astype(np.float32)
+        x_y = to_numpy(batch, input_dim, label_dim, sparse, targets_are_features)
+        return x_y + (w,)
     if targets_are_features:
         return x, x
     column = batch.column(1)
@@ -262,27 +271,28 @@ def _flat_floats(column) -> np.ndarray:
 
 
 def minibatches(batches: Iterator, batch_size: int, input_dim: int, label_dim: int, sparse: bool,
-                rng: np.random.Generator | None,
-                targets_are_features: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Stream mini-batches; with ``rng``, rows are shuffled within each Arrow batch window.
+                rng: np.random.Generator | None, targets_are_features: bool = False,
+                weighted: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
+    """Stream mini-batches ``(x, y)``, or ``(x, y, w)`` with ``weighted``; with ``rng``, rows are shuffled
+    within each Arrow batch window.
 
     Memory stays bounded by one Arrow batch (``spark.sql.execution.arrow.maxRecordsPerBatch``)
     plus one mini-batch carried over; the last mini-batch of a partition may be short.
     With ``targets_are_features`` each mini-batch's targets are its features.
     """
-    carry_x = carry_y = None
+    carry = None
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        x, y = to_numpy(batch, input_dim, label_dim, sparse, targets_are_features)
-        if carry_x is not None:
-            x, y = np.concatenate([carry_x, x]), np.concatenate([carry_y, y])
+        arrays = to_numpy(batch, input_dim, label_dim, sparse, targets_are_features, weighted)
+        if carry is not None:
+            arrays = tuple(np.concatenate([c, a]) for c, a in zip(carry, arrays))
         if rng is not None:
-            order = rng.permutation(len(x))
-            x, y = x[order], y[order]
-        full = len(x) - len(x) % batch_size
+            order = rng.permutation(len(arrays[0]))
+            arrays = tuple(a[order] for a in arrays)
+        full = len(arrays[0]) - len(arrays[0]) % batch_size
         for start in range(0, full, batch_size):
-            yield x[start:start + batch_size], y[start:start + batch_size]
-        carry_x, carry_y = x[full:], y[full:]
-    if carry_x is not None and len(carry_x):
-        yield carry_x, carry_y
+            yield tuple(a[start:start + batch_size] for a in arrays)
+        carry = tuple(a[full:] for a in arrays)
+    if carry is not None and len(carry[0]):
+        yield carry

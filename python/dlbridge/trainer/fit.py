@@ -10,7 +10,8 @@ import uuid
 from typing import Any, Sequence
 
 from dlbridge.executor_env import check_executors
-from dlbridge.trainer import models, objectives, state, transport
+from dlbridge.trainer import models, objectives, seeding, state, transport
+from dlbridge.trainer.checkpoints import Checkpoints
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.epoch_hooks import EpochHooks
 from dlbridge.trainer.options import TrainingOptions
@@ -45,6 +46,9 @@ class TrainingResult:
         input before epoch 1 (it is not part of any epoch's ``seconds``).
         With ``options.earlyStoppingPatience``, also ``best_epoch`` (whose
         weights the model holds) and ``stopped_epoch`` (0 if every epoch ran).
+        With checkpoints on, ``resumed_from_epoch``: the epoch of the
+        checkpoint the fit resumed from (0 for a fresh start; the history then
+        starts at that epoch + 1).
     """
 
     model: Any
@@ -91,7 +95,9 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
     df : pyspark.sql.DataFrame
         Training data, of a classic (non-Connect) SparkSession.
     features_col : str or list of str
-        An ML ``Vector`` / ``array<numeric>`` / numeric column, or several numeric columns.
+        An ML ``Vector`` / ``array<numeric>`` / numeric column, or a list of
+        such columns, concatenated in order into one feature row (the Keras
+        stages' ``featuresCols``); a row is invalid when any of them is.
     label_col : str or None
         A class index, a one-hot or value array, or a regression value.
         ``None`` makes the targets the features themselves, as an autoencoder
@@ -195,11 +201,13 @@ def _check_slots(spark, options: TrainingOptions) -> None:
 def _setup(data: PreparedData, source: Any, options: TrainingOptions, task: str | None):
     if models.is_builder(source):
         task = objectives.infer_task(data.label, options, source, task=task)
-        keras_model = models.resolve_model(source, data.input_dim,
-                                           objectives.num_outputs_for(data.label, task))
+        outputs = objectives.num_outputs_for(data.label, task)
+        with seeding.seeded(options.seed):  # the initial weights of a built model follow the seed
+            keras_model = models.resolve_model(source, data.input_dim, outputs)
     else:
         models.note_compile_state(source, options)
-        keras_model = models.resolve_model(source, data.input_dim, None)
+        with seeding.seeded(options.seed):
+            keras_model = models.resolve_model(source, data.input_dim, None)
         task = objectives.infer_task(data.label, options, source, keras_model, task)
     models.check_input_size(keras_model, data.input_dim)
     objective = objectives.choose_objective(data.label, task, keras_model, options)
@@ -223,7 +231,7 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
                         packed_loss, hooks)
     finally:
         hooks.close()
-    result.summary.update(hooks.finish(model, len(result.history)))
+    result.summary.update(hooks.finish(model, result.history[-1]["epoch"] if result.history else 0))
     return result
 
 
@@ -231,6 +239,8 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
            factory_module: str | None, progress: Progress, store: WeightStore, packed_loss: bytes | None,
            hooks: EpochHooks) -> TrainingResult:
     model_json = models.config_json(model)
+    checkpoints = Checkpoints.open(spark, options, model, objective)  # None unless checkpointDir is set
+    resumed = checkpoints.restore(model, store.optimizer) if checkpoints else 0
     bind_host, host = _driver_address(spark)
     secret = new_secret()
     tls = transport.identity_for(spark.sparkContext.getConf())  # TLS when Spark encrypts its own traffic
@@ -252,12 +262,14 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
                  objective.loss, store.num_params, host, server.port)
         logger.info("dlbridge trainer: " + setup[0], *setup[1:])
         progress.detail(*setup)
-        progress.start_epochs()
+        progress.start_epochs(resumed, checkpoints.files.location if resumed else None)
         history = []
-        for epoch in range(1, options.epochs + 1):
+        for epoch in range(resumed + 1, options.epochs + 1):
             with progress.epoch_jobs(epoch):
                 history.append(_epoch(data, spec, server, epoch, model, hooks))
             progress.epoch_done(history[-1])
+            if checkpoints:
+                checkpoints.after_epoch(epoch, model, store.optimizer)
             if hooks.after_epoch(history[-1], model):
                 break
         stats = dict(server.stats)
@@ -268,6 +280,8 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
     _compile(model, objective, store.optimizer)
     summary = {"mode": options.mode, "num_workers": options.numWorkers, "loss": objective.loss,
                "task": objective.task, "address": f"{host}:{server.port}", "tls": tls is not None, **stats}
+    if checkpoints:
+        summary["resumed_from_epoch"] = resumed
     return TrainingResult(model=model, history=history, summary=summary)
 
 

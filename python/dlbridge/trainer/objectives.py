@@ -220,15 +220,25 @@ def mean_loss(loss: Any) -> Callable[[Any, Any], Any]:
 
     A ``keras.losses.Loss`` instance already reduces (with its own
     ``reduction``); a plain function's per-row values are averaged over the
-    mini-batch, as ``model.compile(loss=fn)`` does in Keras.
+    mini-batch, as ``model.compile(loss=fn)`` does in Keras. Both take an
+    optional ``sample_weight`` (one weight per row): the weighted sum is then
+    divided by the row count, as Keras' default reduction does.
     """
     import keras
 
     if isinstance(loss, keras.losses.Loss):
         return loss
 
-    def reduced(y_true, y_pred):
-        return keras.ops.mean(loss(y_true, y_pred))
+    def reduced(y_true, y_pred, sample_weight=None):
+        values = loss(y_true, y_pred)
+        if sample_weight is None:
+            return keras.ops.mean(values)
+        if len(values.shape) != 1:
+            raise ValueError(f"The loss {loss_name(loss)!r} returned values of shape {tuple(values.shape)}, but "
+                             "sample weights (weightCol) need one loss per row, shape (batch,). Fix: return one "
+                             "loss per row (reduce over the other axes only), or clear weightCol.")
+        return keras.ops.sum(values * keras.ops.cast(sample_weight, values.dtype)) / keras.ops.cast(
+            keras.ops.shape(values)[0], values.dtype)
 
     return reduced
 

@@ -63,14 +63,21 @@ class TrainingOptions:
         the weight change (averaged over workers in ``sync`` mode).
         Defaults to ``1``.
     shuffle : bool
-        Shuffle rows within each worker's stream every epoch. Defaults to
-        ``True``.
+        Shuffle the rows of each worker's partition every epoch (seeded by
+        ``seed``, the epoch and the partition), within windows of one Arrow
+        batch (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows).
+        Defaults to ``True``.
     validationFraction : float
         Fraction of rows held out to report ``val_loss`` (and
         ``val_accuracy`` for classification) each epoch, in ``[0, 1)``.
         Defaults to ``0.0``.
     seed : int
-        Seed of the validation split and of the shuffles. Defaults to ``0``.
+        Seed (a 64-bit signed integer, as Spark's ``HasSeed``) of the initial
+        weights of a model :func:`dlbridge.trainer.fit` builds (a builder such
+        as the built-in MLP, a Keras config or a factory; a given model or
+        ``.keras`` file keeps its weights), of the validation split and of the
+        shuffles. Two ``sync`` fits with the same seed on the same data give
+        identical weights. Defaults to ``0``.
     verbose : int
         What :func:`dlbridge.trainer.fit` prints on the driver's console
         (through the logger ``dlbridge.progress``, see
@@ -81,9 +88,27 @@ class TrainingOptions:
         parameters, server address). Defaults to ``1``.
     handleInvalid : str
         Rows whose features or label are null, or hold NaN, +/-inf or null
-        elements: ``"error"`` fails before training, naming the column, the
+        elements, or whose ``weightCol`` weight is null, NaN, +/-inf or
+        negative: ``"error"`` fails before training, naming the column, the
         count and the fix; ``"skip"`` trains on the valid rows only (the count
         skipped is logged). Defaults to ``"error"``.
+    checkpointDir : str
+        Directory (a local path or any Hadoop FS URI) for checkpoints of the
+        weights, the optimizer state and the epoch; a fit whose directory holds
+        a checkpoint of the same model resumes after its epoch (see
+        :mod:`dlbridge.trainer.checkpoints`). Empty disables checkpoints.
+        Defaults to ``""``.
+    checkpointInterval : int
+        Epochs between two checkpoints (the last epoch is always
+        checkpointed), as Spark's ``checkpointInterval``: ``>= 1``, or ``-1``
+        to disable checkpoints (none written or resumed). Defaults to ``10``.
+    weightCol : str
+        Numeric column of per-row sample weights (Spark's ``HasWeightCol``):
+        each row's loss is multiplied by its weight, as Keras'
+        ``sample_weight`` (a mini-batch's weighted sum is divided by its row
+        count), in training and in ``val_loss``. A null, NaN, infinite or
+        negative weight makes the row invalid (see ``handleInvalid``).
+        Defaults to ``""``: every weight is 1.
     metrics : list of str
         Keras metric names (``"accuracy"``, ``"auc"``, ``"mae"``, ...)
         computed each epoch on the validation split and reported as
@@ -114,6 +139,9 @@ class TrainingOptions:
     seed: int = 0
     verbose: int = 1
     handleInvalid: str = "error"
+    checkpointDir: str = ""
+    checkpointInterval: int = 10
+    weightCol: str = ""
     metrics: Sequence[str] = ()
     earlyStoppingPatience: int = 0
     tensorboardDir: str = ""
@@ -138,6 +166,10 @@ class TrainingOptions:
             value = getattr(self, name)
             if not _is_int(value) or (name == "verbose" and value < 0):
                 _bad(name, value, "an integer" + (" >= 0" if name == "verbose" else ""))
+        if not -2 ** 63 <= self.seed < 2 ** 63:
+            _bad("seed", self.seed, "a 64-bit signed integer, -2**63 .. 2**63-1")
+        if not isinstance(self.weightCol, str):
+            _bad("weightCol", self.weightCol, "a column name, or '' for weights of 1")
         if not isinstance(self.shuffle, bool):
             _bad("shuffle", self.shuffle, "a boolean")
         fraction = self.validationFraction
@@ -149,6 +181,7 @@ class TrainingOptions:
         if not isinstance(self.optimizer, str) or not self.optimizer.strip():
             _bad("optimizer", self.optimizer, "a Keras optimizer name such as 'adam' or 'sgd'")
         _check_loss(self.loss)
+        self._check_checkpoints()
         kwargs = self.optimizer_kwargs()
         if isinstance(kwargs.get("learning_rate"), dict):
             from dlbridge.trainer import schedules
@@ -174,6 +207,13 @@ class TrainingOptions:
             from dlbridge.trainer import metrics
 
             metrics.check_names(self.metrics)
+
+    def _check_checkpoints(self) -> None:
+        if not isinstance(self.checkpointDir, str):
+            _bad("checkpointDir", self.checkpointDir, "a directory path or Hadoop FS URI, or '' for no checkpoints")
+        interval = self.checkpointInterval
+        if not _is_int(interval) or not (interval == -1 or interval >= 1):
+            _bad("checkpointInterval", interval, "an integer >= 1, or -1 to disable checkpoints")
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         """The parsed ``optimizerOptions`` JSON object.

@@ -123,15 +123,24 @@ class Progress:
         self.name = f"dlbridge fit {uid}" if uid else "dlbridge fit"
         self.started = time.monotonic()
         self.first_done: float | None = None  # when epoch 1 ended: the ETA leaves its warm-up out
+        self.resumed = 0  # the checkpoint epoch this fit resumed from (start_epochs)
 
     def detail(self, message: str, *args: Any) -> None:
         """A console line shown only with ``verbose >= 2`` (``%``-style ``args``)."""
         if self.verbose >= 2:
             console_logger().info(f"{self.name}: {message}", *args)
 
-    def start_epochs(self) -> None:
-        """Marks the start of epoch 1 (the ETA after epoch 1 counts from here, later ones from its end)."""
-        self.started = time.monotonic()
+    def start_epochs(self, resumed: int = 0, checkpoint: str | None = None) -> None:
+        """Marks the start of the first epoch (the ETA after it counts from here, later ones from its end).
+
+        ``resumed``: the epoch of the checkpoint in the directory ``checkpoint``
+        that the fit resumed from (0: a fresh start); a resumed fit prints
+        ``resumed from epoch k`` (``verbose >= 1``) and runs epochs k+1 on.
+        """
+        self.started, self.resumed = time.monotonic(), resumed
+        if resumed and self.verbose >= 1:
+            console_logger().info("%s: resumed from epoch %d of the checkpoint in %s (%d of %d epochs left)",
+                                  self.name, resumed, checkpoint, max(0, self.epochs - resumed), self.epochs)
 
     @contextlib.contextmanager
     def jobs(self, what: str) -> Iterator[None]:
@@ -154,7 +163,8 @@ class Progress:
         epoch, now = record["epoch"], time.monotonic()
         self.first_done = self.first_done or now
         # Epoch 1 also starts the Python workers and TensorFlow: later epochs are timed without it.
-        per_epoch = (now - self.first_done) / (epoch - 1) if epoch > 1 else now - self.started
+        done = epoch - 1 - self.resumed  # epochs of this fit finished before this one
+        per_epoch = (now - self.first_done) / done if done > 0 else now - self.started
         eta = per_epoch * (self.epochs - epoch)
         # val_loss, val_accuracy, then val_<name> of each metric (options.metrics), in the history's order
         metrics = "".join(f" - {k} {v:.4f}" for k, v in record.items() if k.startswith("val_"))

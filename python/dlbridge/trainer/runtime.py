@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from dlbridge import tensorflow_threads
+from dlbridge.trainer.weights import weighted_loss
 
 logger = logging.getLogger("dlbridge.trainer")
 _CACHE: dict[str, "ModelRuntime"] = {}
@@ -70,6 +71,8 @@ class ModelRuntime:
         y_spec = tf.TensorSpec([None] if spec.sparse else [None, spec.label_dim or 1],
                                tf.int32 if spec.sparse else tf.float32)
         signature = [tf.TensorSpec([None, spec.input_dim], tf.float32), y_spec]
+        if spec.options.weightCol:  # the mini-batches carry per-row sample weights
+            signature.append(tf.TensorSpec([None], tf.float32))
         self.gradient = tf.function(self._gradient, input_signature=signature)
         self.evaluate = tf.function(self._evaluate, input_signature=signature)
         self.assign = tf.function(self._assign, input_signature=[tf.TensorSpec([spec.num_params], tf.float32)])
@@ -87,39 +90,39 @@ class ModelRuntime:
         """Current trainable weights, flat float32."""
         return np.concatenate([np.asarray(v.numpy(), dtype=np.float32).ravel() for v in self.variables])
 
-    def _loss(self, x, y):
+    def _loss(self, x, y, w=None):
         predictions = self.model(x, training=True)
-        loss = self.loss(y, predictions)
+        loss = weighted_loss(self.loss, y, predictions, w)
         if self.model.losses:
             loss = loss + sum(self.model.losses)
         return loss
 
-    def _gradient(self, x, y):
+    def _gradient(self, x, y, w=None):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss = self._loss(x, y)
+            loss = self._loss(x, y, w)
         grads = tape.gradient(loss, self.variables)
         flat = [tf.reshape(tf.zeros_like(v) if g is None else tf.cast(g, tf.float32), [-1])
                 for g, v in zip(grads, self.variables)]
         return loss, tf.concat(flat, 0)
 
-    def _local_step(self, x, y):
+    def _local_step(self, x, y, w=None):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss = self._loss(x, y)
+            loss = self._loss(x, y, w)
         grads = tape.gradient(loss, self.variables)
         self.local_optimizer.apply_gradients(zip(grads, self.variables))
         return loss
 
-    def _evaluate(self, x, y):
+    def _evaluate(self, x, y, w=None):
         import tensorflow as tf
 
         predictions = self.model(x, training=False)
-        loss = self.loss(y, predictions)
+        loss = weighted_loss(self.loss, y, predictions, w)
         if self.metric_set is not None:
-            self.metric_set.update(y, predictions)
+            self.metric_set.update(y, predictions)  # unweighted, as Keras' compile(metrics=...)
         if not self.classification:
             return loss, tf.constant(0, tf.int64)
         if predictions.shape[-1] == 1:

@@ -88,9 +88,9 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator
     attempt = context.attemptNumber() if context else 0
     runtime = runtime_for(spec)
     opts = spec.options
-    rng = np.random.default_rng([opts.seed & 0xFFFFFFFF, epoch, partition]) if opts.shuffle else None
+    rng = np.random.default_rng([opts.seed % 2 ** 64, epoch, partition]) if opts.shuffle else None
     stream = minibatches(batches, opts.batchSize, spec.input_dim, spec.label_dim, spec.sparse, rng,
-                         spec.targets_are_features)
+                         spec.targets_are_features, bool(opts.weightCol))
     stats = _Stats(partition)
     with _connect(spec) as conn:
         conn.hello({"partition": partition, "epoch": epoch, "attempt": attempt,
@@ -133,10 +133,10 @@ def evaluate_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:
     stats = _Stats(context.partitionId() if context else 0)
     if runtime.metric_set is not None:
         runtime.metric_set.reset()
-    for x, y in minibatches(batches, EVAL_BATCH, spec.input_dim, spec.label_dim, spec.sparse, None,
-                            spec.targets_are_features):
-        loss, correct = runtime.evaluate(x, y)
-        stats.add(loss.numpy(), len(x), correct.numpy())
+    for batch in minibatches(batches, EVAL_BATCH, spec.input_dim, spec.label_dim, spec.sparse, None,
+                             spec.targets_are_features, bool(spec.options.weightCol)):
+        loss, correct = runtime.evaluate(*batch)
+        stats.add(loss.numpy(), len(batch[0]), correct.numpy())
     if runtime.metric_set is not None:
         stats.metrics = runtime.metric_set.state()
     yield stats.record_batch()
@@ -147,19 +147,19 @@ def _connect(spec: WorkerSpec) -> ServerConnection:
 
 
 def _gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats) -> None:
-    for x, y in stream:
-        loss, grad = runtime.gradient(x, y)
-        stats.add(loss.numpy(), len(x))
-        runtime.assign(conn.push(grad.numpy(), len(x))[1])
+    for batch in stream:  # (x, y) or, with sample weights, (x, y, w)
+        loss, grad = runtime.gradient(*batch)
+        stats.add(loss.numpy(), len(batch[0]))
+        runtime.assign(conn.push(grad.numpy(), len(batch[0]))[1])
         stats.pushes += 1
 
 
 def _local_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats, steps_per_sync: int) -> None:
     start = runtime.weights()
     steps = samples = 0
-    for x, y in stream:
-        stats.add(runtime.local_step(x, y).numpy(), len(x))
-        steps, samples = steps + 1, samples + len(x)
+    for batch in stream:
+        stats.add(runtime.local_step(*batch).numpy(), len(batch[0]))
+        steps, samples = steps + 1, samples + len(batch[0])
         if steps == steps_per_sync:
             start = _push_delta(runtime, conn, start, samples, stats)
             steps = samples = 0

@@ -19,7 +19,7 @@ public final class JavaKerasExample {
         .setEpochs(epochs)
         .setBatchSize(32)
         .setMode("async")
-        .setSeed(1)
+        .setSeed(1L)
         .fit(train);
     if (model.summary().epochs() != epochs) {
       throw new IllegalStateException("summary has " + model.summary().epochs() + " epochs");
@@ -33,6 +33,7 @@ public final class JavaKerasExample {
         .setHiddenLayers(new int[] {4})
         .setEpochs(1)
         .setNumWorkers(1)
+        .setSeed(42L)
         .setHandleInvalid(handleInvalid)
         .fit(train);
     return model.setHandleInvalid(handleInvalid);

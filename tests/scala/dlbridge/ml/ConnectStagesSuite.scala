@@ -78,6 +78,13 @@ class ConnectStagesSuite extends AnyFunSuite with SparkSessionSuite {
       val loaded = LocalSaving.load(KerasModel.read, dir.resolve("keras").toString)
       assert(loaded.uid == "kerasLocal" && loaded.modelBytes.sameElements(bytes) && loaded.getInferenceBatchSize == 7)
       assert(loaded.summary.lossHistory.toSeq == Seq(1.0))
+      // a SavedModel stage (KerasModel.fromSavedModel) keeps its directory as data/saved_model.zip
+      val saved = new KerasModel("savedLocal", bytes, """{"history": []}""", KerasSavedModel.Archive)
+      LocalSaving.save(saved.write, dir.resolve("saved").toString)
+      assert(Files.readAllBytes(dir.resolve("saved/data/saved_model.zip")).sameElements(bytes))
+      assert(!Files.exists(dir.resolve("saved/data/model.keras")))
+      val savedBack = LocalSaving.load(KerasModel.read, dir.resolve("saved").toString)
+      assert(savedBack.networkFile == KerasSavedModel.Archive && savedBack.modelBytes.sameElements(bytes))
 
       val state = Map("c.npy" -> Array[Byte](1, 2, 3), "meta.json" -> "{}".getBytes("UTF-8"))
       val python = new PythonModel("pythonLocal", state).setInputCols(Array("a", "b"))

@@ -12,9 +12,11 @@ import dlbridge.SparkSessionSuite
 import org.apache.spark.ml.{Pipeline, PipelineModel}
 import org.apache.spark.scheduler.{SparkListener, SparkListenerJobStart}
 import org.apache.spark.ml.evaluation.MulticlassClassificationEvaluator
+import org.apache.spark.ml.feature.VectorAssembler
+import org.apache.spark.ml.functions.array_to_vector
 import org.apache.spark.ml.linalg.Vector
 import org.apache.spark.sql.DataFrame
-import org.apache.spark.sql.functions.{col, lit}
+import org.apache.spark.sql.functions.{array, col, lit}
 import org.scalatest.funsuite.AnyFunSuite
 
 class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
@@ -145,6 +147,62 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
     val (lines, descriptions) = observed(2000)((_, _) => false)(quiet.fit(train))
     assert(!lines.exists(_.contains("dlbridge fit")), lines.mkString("\n"))
     assert(descriptions.contains(s"dlbridge fit ${quiet.uid} epoch 1/1"), descriptions.mkString("\n"))
+  }
+
+  test("checkpoint params: defaults, Spark's checkpointInterval validator, summary.resumedFromEpoch") {
+    val est = new KerasEstimator()
+    assert(est.getCheckpointDir == "" && est.getCheckpointInterval == 10)
+    assert(est.setCheckpointDir("hdfs:///tmp/ck").setCheckpointInterval(-1).getCheckpointInterval == -1)
+    val zero = intercept[IllegalArgumentException](est.setCheckpointInterval(0))
+    assert(zero.getMessage.contains("checkpointInterval given invalid value 0"))
+    assert(new KerasTrainingSummary("""{"history": [{"epoch": 4, "loss": 0.5}], "resumedFromEpoch": 3}""")
+      .resumedFromEpoch == 3)
+    assert(new KerasTrainingSummary("""{"history": []}""").resumedFromEpoch == 0)  // saved before checkpoints
+  }
+
+  test("a JVM fit (companion backend) checkpoints through Hadoop's FileSystem and resumes from it") {
+    val dir = Files.createTempDirectory("dlbridge-checkpoints")
+    try {
+      val est = new KerasEstimator().setHiddenLayers(Array(16)).setEpochs(1).setBatchSize(64).setVerbose(0)
+        .setCheckpointDir(dir.toUri.toString).setCheckpointInterval(1)
+      assert(est.fit(train).summary.resumedFromEpoch == 0)
+      assert(Files.exists(dir.resolve("epoch-000001.npz")))
+      val resumed = est.setEpochs(2).fit(train).summary
+      assert(resumed.resumedFromEpoch == 1 && resumed.metric("epoch").sameElements(Array(2.0)))
+    } finally {
+      Files.walk(dir).sorted(java.util.Comparator.reverseOrder()).forEach(p => Files.delete(p))
+    }
+  }
+
+  test("featuresCols: refused together with featuresCol, and a column of another type is named, before any job") {
+    val df = spark.range(2).select(array_to_vector(array(lit(1.0), lit(2.0))).as("features"), lit(1.0).as("extra"),
+      lit("x").as("name"), lit(0.0).as("label"))
+    val both = intercept[IllegalArgumentException](new KerasEstimator().setFeaturesCol("features")
+      .setFeaturesCols(Array("features", "extra")).transformSchema(df.schema))
+    assert(Seq("featuresCol ('features')", "featuresCols ['features', 'extra']", "mutually exclusive", "Fix: clear")
+      .forall(both.getMessage.contains), both.getMessage)
+    val wrongType = intercept[IllegalArgumentException](new KerasEstimator().setFeaturesCols(Array("features", "name"))
+      .transformSchema(df.schema))
+    assert(wrongType.getMessage.contains("featuresCols column 'name' must be an ML Vector, an array of numbers or a number"))
+    val weight = intercept[IllegalArgumentException](new KerasEstimator().setWeightCol("name").transformSchema(df.schema))
+    assert(weight.getMessage.contains("weightCol 'name' must be numeric"), weight.getMessage)
+    val est = new KerasEstimator().setFeaturesCols(Array("features", "extra")).setSeed(1L << 40)
+    assert(est.getSeed == (1L << 40) && est.transformSchema(df.schema).fieldNames.contains("prediction"))
+  }
+
+  test("the pipelines saved with an Int seed by main-4e5c77d load with a Long seed, and the model predicts the same") {
+    val saved = "tests/resources/saved/main-4e5c77d"
+    val estimator = KerasEstimator.load(s"$saved/pipeline/stages/2_KerasEstimator_227a5fdbfaf1")
+    assert(estimator.getSeed == 3L && estimator.getEpochs == 3)
+    val model = KerasModel.load(s"$saved/pipeline_model/stages/2_KerasEstimator_227a5fdbfaf1")
+    assert(model.getSeed == 3L && model.getPredictionCol == "pred")
+    val input = spark.read.option("header", "true").schema("a double, b double, label double").csv(s"$saved/input.csv")
+    val features = new VectorAssembler().setInputCols(Array("a_shifted", "b")).setOutputCol("features")
+      .transform(input.withColumn("a_shifted", col("a") + 1.5)) // the saved PythonTransformer plus_k with k=1.5
+    val got = model.transform(features).select("a", "b", "pred").collect().map(r => (r.getDouble(0), r.getDouble(1)) -> r.getDouble(2)).toMap
+    val expected = spark.read.option("header", "true").schema("a double, b double, pred double").csv(s"$saved/predictions.csv")
+      .collect().map(r => (r.getDouble(0), r.getDouble(1)) -> r.getDouble(2)).toMap
+    assert(got.size == 240 && got == expected)
   }
 
   test("per-epoch params from Java; summary.metric names the recorded metrics when one is missing") {

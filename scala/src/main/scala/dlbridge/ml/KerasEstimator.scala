@@ -26,6 +26,8 @@ class KerasEstimator(override val uid: String)
   def this() = this(Identifiable.randomUID("kerasEst"))
 
   /** @group setParam */ def setFeaturesCol(value: String): this.type = set(featuresCol, value)
+  /** @group setParam */ def setFeaturesCols(value: Array[String]): this.type = set(featuresCols, value)
+  /** @group setParam */ def setWeightCol(value: String): this.type = set(weightCol, value)
   /** @group setParam */ def setPredictionCol(value: String): this.type = set(predictionCol, value)
   /** @group setParam */ def setProbabilityCol(value: String): this.type = set(probabilityCol, value)
   /** @group setParam */ def setRawOutputCol(value: String): this.type = set(rawOutputCol, value)
@@ -50,8 +52,11 @@ class KerasEstimator(override val uid: String)
   /** @group setParam */ def setStepsPerSync(value: Int): this.type = set(stepsPerSync, value)
   /** @group setParam */ def setShuffle(value: Boolean): this.type = set(shuffle, value)
   /** @group setParam */ def setValidationFraction(value: Double): this.type = set(validationFraction, value)
-  /** @group setParam */ def setSeed(value: Int): this.type = set(seed, value)
+  /** @group setParam */ def setSeed(value: Long): this.type = set(seed, value)
   /** @group setParam */ def setVerbose(value: Int): this.type = set(verbose, value)
+
+  /** @group setParam */ def setCheckpointDir(value: String): this.type = set(checkpointDir, value)
+  /** @group setParam */ def setCheckpointInterval(value: Int): this.type = set(checkpointInterval, value)
 
   // ---- per-epoch options (KerasEpochParams) ----
   /** @group setParam */ def setMetrics(value: Array[String]): this.type = set(metrics, value)
@@ -61,6 +66,7 @@ class KerasEstimator(override val uid: String)
   override def transformSchema(schema: StructType): StructType = {
     checkModelSource()
     KerasSchema.checkLabel(schema, $(labelCol), uid)
+    if ($(weightCol).nonEmpty) KerasSchema.checkWeight(schema, $(weightCol), uid)
     outputSchema(schema, None)
   }
 

@@ -22,19 +22,23 @@ import org.json4s.jackson.JsonMethods.{compact, parse, render}
  * classification) and `rawOutputCol` (array<float>) when set, keeping every input column. The
  * model runs on the executors as an Arrow UDF, loaded once per Python worker.
  *
- * @param modelBytes the Keras v3 `.keras` archive (architecture + weights)
+ * @param modelBytes the network: a Keras v3 `.keras` archive (architecture + weights), or a TensorFlow
+ *                   SavedModel directory as a zip archive ([[KerasModel.fromSavedModel]])
  * @param summaryJson training history and the model's input/output shapes, as JSON
+ * @param networkFile the state (and saved `data/`) file name of `modelBytes`: `model.keras` or
+ *                    `saved_model.zip`
  */
 class KerasModel private[ml] (
     override val uid: String,
     private[ml] val modelBytes: Array[Byte],
-    private[ml] val summaryJson: String)
+    private[ml] val summaryJson: String,
+    private[ml] val networkFile: String = KerasModel.KerasArchive)
   extends Model[KerasModel] with KerasParams with KerasStageLogic with MLWritable {
 
   /**
    * A model of `uid` holding no network yet, which `transform` and `write` refuse: the constructor
    * Spark Connect ML and `ServiceLoader` require. Get a usable model from [[KerasEstimator.fit]],
-   * [[KerasModel.load]] or [[KerasModel.fromFile]].
+   * [[KerasModel.load]], [[KerasModel.fromFile]] or [[KerasModel.fromSavedModel]].
    */
   def this(uid: String) = this(uid, Array.emptyByteArray, "{}")
 
@@ -42,6 +46,7 @@ class KerasModel private[ml] (
   def this() = this(Identifiable.randomUID("kerasModel"))
 
   /** @group setParam */ def setFeaturesCol(value: String): this.type = set(featuresCol, value)
+  /** @group setParam */ def setFeaturesCols(value: Array[String]): this.type = set(featuresCols, value)
   /** @group setParam */ def setPredictionCol(value: String): this.type = set(predictionCol, value)
   /** @group setParam */ def setProbabilityCol(value: String): this.type = set(probabilityCol, value)
   /** @group setParam */ def setRawOutputCol(value: String): this.type = set(rawOutputCol, value)
@@ -66,7 +71,8 @@ class KerasModel private[ml] (
   /** Fails naming the model and the fix when it holds no network (made by `new KerasModel(uid)`). */
   private[ml] def requireNetwork(): Unit = require(modelBytes.nonEmpty, s"KerasModel $uid holds no Keras " +
     "network: it was constructed empty (new KerasModel(uid)). Fix: use the model KerasEstimator.fit returns, " +
-    "KerasModel.load(path) of a saved model, or KerasModel.fromFile(path) of a .keras file.")
+    "KerasModel.load(path) of a saved model, KerasModel.fromFile(path) of a .keras file, or " +
+    "KerasModel.fromSavedModel(path, endpoint) of a TensorFlow SavedModel.")
 
   /**
    * The driver memory this model holds (the Keras archive and the summary), which Spark Connect's
@@ -95,12 +101,13 @@ class KerasModel private[ml] (
    * with a message naming featuresCol, what the row holds and the fix.
    */
   private def validFeatures(df: DataFrame, packed: String): DataFrame = {
-    val name = $(featuresCol)
-    val withPacked = df.withColumn(packed, KerasSchema.packedFeatures(name))
+    val several = $(featuresCols).nonEmpty
+    val withPacked = df.withColumn(packed,
+      if (several) KerasSchema.packedFeatures(df.schema, featureColumns) else KerasSchema.packedFeatures($(featuresCol)))
     if ($(handleInvalid) == "skip") withPacked.filter(col(packed).isNotNull)
     else {
-      val message = concat(lit(s"$uid: featuresCol '$name' holds a row with "),
-        KerasSchema.invalidReason(df.schema, name),
+      val message = concat(lit(s"$uid: $featuresDescription holds a row with "),
+        if (several) KerasSchema.invalidReason(df.schema, featureColumns) else KerasSchema.invalidReason(df.schema, $(featuresCol)),
         lit(" (handleInvalid='error'); the model needs finite numbers in every feature. Fix: set " +
           "handleInvalid='skip' to drop such rows, or clean the data first (e.g. df.na.drop(), an Imputer, " +
           "or a filter on the column)."))
@@ -126,17 +133,18 @@ class KerasModel private[ml] (
 
   /** The model's state as the registered "keras" estimator's predictor takes it (and as saved). */
   private[ml] def state: PythonStages.State =
-    Map("model.keras" -> modelBytes, "summary.json" -> summaryJson.getBytes(StandardCharsets.UTF_8))
+    Map(networkFile -> modelBytes, "summary.json" -> summaryJson.getBytes(StandardCharsets.UTF_8))
 
   override def copy(extra: ParamMap): KerasModel =
-    copyValues(new KerasModel(uid, modelBytes, summaryJson), extra).setParent(parent)
+    copyValues(new KerasModel(uid, modelBytes, summaryJson, networkFile), extra).setParent(parent)
 
   override def write: MLWriter = new KerasModel.KerasModelWriter(this)
 }
 
 /**
  * Loads saved models (refusing a `modelFactory` `module:function` the application does not allow, as
- * [[KerasEstimator]] does), and turns a `.keras` file trained elsewhere into a [[KerasModel]].
+ * [[KerasEstimator]] does), and turns a `.keras` file or a TensorFlow SavedModel trained elsewhere into
+ * a [[KerasModel]].
  */
 object KerasModel extends MLReadable[KerasModel] {
 
@@ -157,17 +165,47 @@ object KerasModel extends MLReadable[KerasModel] {
       Map("model.keras" -> bytes)))
   }
 
+  /**
+   * A Model stage for a TensorFlow SavedModel directory (any Hadoop FS path, e.g. written by
+   * `tf.saved_model.save(obj, dir)` or Keras' `model.export(dir)`), run through Keras 3's
+   * `keras.layers.TFSMLayer(dir, call_endpoint = endpoint)`. The directory's files are kept in
+   * the stage (saved in its `data/`), so the stage works after the directory is gone. Set `task`
+   * to `regression` for a regressor; a classifier's output counts as probabilities when the
+   * endpoint computes it with Softmax or Sigmoid, else as logits.
+   *
+   * Checked here, before any job: a path that is not a SavedModel directory fails naming `path`;
+   * an `endpoint` the SavedModel does not have fails listing the endpoints it has. The endpoint
+   * must take one input tensor and return one output tensor (alone or as the only entry of a
+   * signature's dict). A SavedModel is trusted like a model file: its graph runs TensorFlow ops.
+   *
+   * @param endpoint a signature or restored function of the SavedModel (`serving_default`, or
+   *                 `serve` for `model.export`)
+   */
+  def fromSavedModel(path: String, endpoint: String): KerasModel = KerasSavedModel.fromSavedModel(path, endpoint)
+
+  /** [[fromSavedModel(path:String,endpoint:String)*]] with endpoint `serving_default`. */
+  def fromSavedModel(path: String): KerasModel = fromSavedModel(path, KerasSavedModel.DefaultEndpoint)
+
+  /** The state file of a `.keras` network. */
+  private[ml] val KerasArchive = "model.keras"
+
   /** The name of the built-in Keras estimator in the Python registry (`dlbridge.keras_stage`). */
   private[ml] val RegisteredName = "keras"
 
-  /** A model of the state the registered "keras" estimator returns: `model.keras` and `summary.json`. */
-  private[ml] def fromState(uid: String, state: PythonStages.State): KerasModel =
-    new KerasModel(uid, state("model.keras"), new String(state("summary.json"), StandardCharsets.UTF_8))
+  /**
+   * A model of the state the registered "keras" estimator returns: the network (`model.keras`, or
+   * `saved_model.zip` for a SavedModel) and `summary.json`.
+   */
+  private[ml] def fromState(uid: String, state: PythonStages.State): KerasModel = {
+    val network = if (state.contains(KerasSavedModel.Archive)) KerasSavedModel.Archive else KerasArchive
+    new KerasModel(uid, state(network), new String(state("summary.json"), StandardCharsets.UTF_8), network)
+  }
 
   private[ml] class KerasModelWriter(instance: KerasModel) extends MLWriter {
     override protected def saveImpl(path: String): Unit = {
       instance.requireNetwork()
-      SparkShims.saveMetadata(instance, path, sparkSession, ("format" -> "keras-v3") ~ ("dlbridgeVersion" -> dlbridge.DlbridgeVersion.version))
+      val format = if (instance.networkFile == KerasSavedModel.Archive) "tf-saved-model-zip" else "keras-v3"
+      SparkShims.saveMetadata(instance, path, sparkSession, ("format" -> format) ~ ("dlbridgeVersion" -> dlbridge.DlbridgeVersion.version))
       PythonStages.saveState(instance.state, s"$path/data", sparkSession)
     }
   }
@@ -177,8 +215,10 @@ object KerasModel extends MLReadable[KerasModel] {
 
     override def load(path: String): KerasModel = {
       val uid = SparkShims.savedUid(path, sparkSession, className)
-      val model = new KerasModel(uid, KerasModelIO.readBytes(s"$path/data/model.keras", sparkSession),
-        KerasModelIO.readString(s"$path/data/summary.json", sparkSession)) // the layout of PythonStages.saveState
+      val network = Seq(KerasSavedModel.Archive, KerasArchive).find(name => KerasModelIO.exists(s"$path/data/$name",
+        sparkSession)).getOrElse(KerasArchive)
+      val model = new KerasModel(uid, KerasModelIO.readBytes(s"$path/data/$network", sparkSession),
+        KerasModelIO.readString(s"$path/data/summary.json", sparkSession), network) // the layout of PythonStages.saveState
       SparkShims.loadMetadataInto(model, path, sparkSession, className)
       ModelSources.checkLoaded(model, path, sparkSession)
       model

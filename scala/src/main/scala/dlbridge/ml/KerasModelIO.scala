@@ -33,6 +33,12 @@ private[ml] object KerasModelIO {
     } finally in.close()
   }
 
+  /** Whether `path` exists. */
+  def exists(path: String, session: SparkSession): Boolean = {
+    val hadoopPath = new Path(path)
+    fileSystem(hadoopPath, session).exists(hadoopPath)
+  }
+
   /** Writes `bytes` to `path`, replacing an existing file. */
   def writeBytes(path: String, bytes: Array[Byte], session: SparkSession): Unit = {
     val hadoopPath = new Path(path)

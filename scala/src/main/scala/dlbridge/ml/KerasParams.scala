@@ -9,7 +9,8 @@ import org.apache.spark.ml.param._
  * trainer's options and inference options. Names and defaults are mirrored by Python's
  * `dlbridge.ml._KerasParams` (checked by a test).
  */
-trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol with KerasEpochParams {
+trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol with KerasInputParams
+  with KerasCheckpointParams with KerasEpochParams {
 
   // ---- output columns ----
 
@@ -106,16 +107,28 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
     "local mini-batch steps between exchanges with the parameter server; above 1 a worker sends its weight " +
       "change every k steps, which cuts traffic and trains faster on few cores (default: 1)", ParamValidators.gt(0))
 
-  /** Shuffle each worker's data every epoch. Default: `true`. @group param */
-  final val shuffle: BooleanParam = new BooleanParam(this, "shuffle", "shuffle each worker's data every epoch (default: true)")
+  /**
+   * Shuffle the rows of each worker's partition every epoch (with `seed`), within windows of one Arrow
+   * batch (`spark.sql.execution.arrow.maxRecordsPerBatch` rows). Default: `true`. @group param
+   */
+  final val shuffle: BooleanParam = new BooleanParam(this, "shuffle",
+    "shuffle the rows of each worker's partition every epoch, within windows of one Arrow batch " +
+      "(spark.sql.execution.arrow.maxRecordsPerBatch rows) (default: true)")
 
   /** Fraction of rows held out to report validation loss/metrics per epoch, in [0, 1). Default: `0.0`. @group param */
   final val validationFraction: DoubleParam = new DoubleParam(this, "validationFraction",
     "fraction of rows held out for per-epoch validation, in [0, 1) (default: 0.0)",
     ParamValidators.inRange(0.0, 1.0, lowerInclusive = true, upperInclusive = false))
 
-  /** Random seed for initialisation, shuffling and the validation split. Default: `0`. @group param */
-  final val seed: IntParam = new IntParam(this, "seed", "random seed (default: 0)")
+  /**
+   * Random seed (a `Long`, as Spark's `HasSeed`) of the initial weights of a built model (the
+   * built-in MLP, `modelConfig`, `modelFactory`; a `modelFile`'s weights are kept), of each worker's
+   * shuffling and of the validation split. Default: `0` (not Spark's hash of the class name, so that
+   * the estimator and its model share one default in every language). @group param
+   */
+  final val seed: LongParam = new LongParam(this, "seed",
+    "random seed of the initial weights of a built model (built-in MLP, modelConfig, modelFactory), of the " +
+      "shuffling and of the validation split (default: 0)")
 
   /**
    * What fit prints on the driver's console (`System.err` of a JVM driver, `sys.stderr` of a PySpark
@@ -135,23 +148,30 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
   final val inferenceBatchSize: IntParam = new IntParam(this, "inferenceBatchSize",
     "rows per model call during transform (default: 1024)", ParamValidators.gt(0))
 
-  /** Shape each flat feature row is reshaped to, e.g. `[28, 28, 1]`; empty keeps it flat. Default: empty. @group param */
+  /**
+   * In transform, the shape each flat feature row is reshaped to before the model is called, e.g.
+   * `[28, 28, 1]`; empty uses the model's own input shape. Training feeds flat rows whatever its value
+   * (a model for images starts with a `Reshape` layer). Default: empty. @group param
+   */
   final val inputShape: IntArrayParam = new IntArrayParam(this, "inputShape",
-    "shape each flat feature row is reshaped to, e.g. [28, 28, 1]; empty keeps it flat (default: empty)",
+    "in transform, the shape each flat feature row is reshaped to before the model is called, e.g. [28, 28, 1]; " +
+      "empty uses the model's own input shape; training feeds flat rows (default: empty)",
     (v: Array[Int]) => v.forall(_ > 0))
 
   // ---- invalid rows ----
 
   /**
    * How rows with invalid data are handled, in fit and transform, like VectorAssembler's
-   * `handleInvalid`: a row is invalid when its features (or, in fit, its label) are null, or hold
-   * NaN, +/-inf or null elements. `error` fails with an error naming the column, what was found
+   * `handleInvalid`: a row is invalid when its features (any column of `featuresCols`) or, in fit, its
+   * label are null, or hold NaN, +/-inf or null elements, or (in fit) its `weightCol` weight is null,
+   * NaN, +/-inf or negative. `error` fails with an error naming the column, what was found
    * (in fit, the count) and the fix; `skip` drops such rows (fit trains on the valid rows only;
    * transform outputs only the valid rows). Default: `error`.
    * @group param
    */
   final val handleInvalid: Param[String] = new Param[String](this, "handleInvalid",
-    "how to handle rows whose features or label are null or hold NaN, +/-inf or null elements: 'error' fails " +
+    "how to handle rows whose features or label are null or hold NaN, +/-inf or null elements, or whose weight " +
+      "is null, NaN, +/-inf or negative: 'error' fails " +
       "naming the column, what was found and the fix; 'skip' drops those rows, in fit and in transform " +
       "(default: error)", ParamValidators.inArray(Array("error", "skip")))
 
@@ -159,7 +179,7 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
     modelFactory -> "", modelFactoryArgs -> "{}", hiddenLayers -> Array(64), task -> "classification",
     mode -> "hogwild", epochs -> 10, batchSize -> 128, numWorkers -> 2, optimizer -> "adam",
     optimizerOptions -> "{}", loss -> "", stepsPerSync -> 1, shuffle -> true, validationFraction -> 0.0,
-    seed -> 0, verbose -> 1, inferenceBatchSize -> 1024, inputShape -> Array.empty[Int],
+    seed -> 0L, verbose -> 1, inferenceBatchSize -> 1024, inputShape -> Array.empty[Int],
     handleInvalid -> "error")
 
   final def getProbabilityCol: String = $(probabilityCol)
@@ -180,7 +200,7 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
   final def getStepsPerSync: Int = $(stepsPerSync)
   final def getShuffle: Boolean = $(shuffle)
   final def getValidationFraction: Double = $(validationFraction)
-  final def getSeed: Int = $(seed)
+  final def getSeed: Long = $(seed)
   final def getVerbose: Int = $(verbose)
   final def getInferenceBatchSize: Int = $(inferenceBatchSize)
   final def getInputShape: Array[Int] = $(inputShape)

@@ -35,11 +35,11 @@ private[ml] trait KerasStageLogic extends KerasParams {
    * and returns the schema with the output columns appended.
    */
   protected def outputSchema(schema: StructType, modelInputs: Option[Int]): StructType = {
-    val known = KerasSchema.checkFeatures(schema, $(featuresCol), uid)
+    val known = checkFeatureInputs(schema)
     val shape = $(inputShape)
     for (n <- known if shape.nonEmpty) require(shape.product == n, s"$uid: inputShape ${shape.mkString("[", ", ", "]")} " +
-      s"holds ${shape.product} values but featuresCol '${$(featuresCol)}' has vectors of size $n. Fix: set inputShape to a shape of $n values.")
-    for (n <- known; m <- modelInputs) require(n == m, s"$uid: featuresCol '${$(featuresCol)}' has vectors of size $n " +
+      s"holds ${shape.product} values but $featuresDescription has rows of $n values. Fix: set inputShape to a shape of $n values.")
+    for (n <- known; m <- modelInputs) require(n == m, s"$uid: $featuresDescription has rows of $n values " +
       s"but the model expects $m input values. Fix: use the features the model was trained on.")
     KerasSchema.checkOutputsFree(schema, outputColumns, uid)
     val added = outputColumns.map {
@@ -48,6 +48,27 @@ private[ml] trait KerasStageLogic extends KerasParams {
       case (_, name) => StructField(name, ArrayType(FloatType, containsNull = false), nullable = false)
     }
     StructType(schema.fields ++ added)
+  }
+
+  /** The feature columns read: `featuresCols` when set, else `featuresCol`. */
+  protected def featureColumns: Seq[String] =
+    if ($(featuresCols).nonEmpty) $(featuresCols).toSeq else Seq($(featuresCol))
+
+  /** How errors name the features: `featuresCol 'f'` or `featuresCols ['a', 'b']`. */
+  protected def featuresDescription: String =
+    if ($(featuresCols).isEmpty) s"featuresCol '${$(featuresCol)}'"
+    else $(featuresCols).map(n => s"'$n'").mkString("featuresCols [", ", ", "]")
+
+  /**
+   * Checks the feature input (refusing `featuresCol` and `featuresCols` both set) and returns the
+   * number of values per row when the schema tells it.
+   */
+  private def checkFeatureInputs(schema: StructType): Option[Int] = {
+    require(!(isSet(featuresCol) && $(featuresCols).nonEmpty), s"$uid: featuresCol ('${$(featuresCol)}') and " +
+      s"$featuresDescription are both set, but they are mutually exclusive. Fix: clear featuresCol to read the " +
+      "columns of featuresCols, or set featuresCols to empty to read the one column of featuresCol.")
+    if ($(featuresCols).isEmpty) KerasSchema.checkFeatures(schema, $(featuresCol), uid)
+    else KerasSchema.checkFeatureColumns(schema, $(featuresCols).toSeq, uid)
   }
 
   /** Every param value (set or default) as one JSON object: what the Python side receives. */

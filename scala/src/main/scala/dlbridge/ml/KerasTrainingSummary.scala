@@ -66,6 +66,15 @@ class KerasTrainingSummary private[ml] (val json: String) extends Serializable {
     case _ => Double.NaN
   }).toArray
 
+  /**
+   * The epoch of the checkpoint (in `checkpointDir`) that the fit resumed from; 0 when it started
+   * fresh or had no checkpoints. The history then holds epochs `resumedFromEpoch + 1` on.
+   */
+  def resumedFromEpoch: Int = parsed \ "resumedFromEpoch" match {
+    case JInt(v) => v.toInt
+    case _ => 0
+  }
+
   /** The per-epoch training loss. */
   def lossHistory: Array[Double] = values("loss")
 

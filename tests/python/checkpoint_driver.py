@@ -1,0 +1,37 @@
+"""A PySpark driver program for the checkpoint test of test_trainer_failures.py, run as its own process.
+
+``python checkpoint_driver.py <checkpointDir> <epochs>`` starts Spark on
+``local[2]`` and trains the digits MLP of that test with checkpoints after
+every epoch (the test kills it after a checkpoint, then fits again to resume).
+The options are :data:`OPTIONS`, shared with the test so that both fits train
+the same model.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+OPTIONS = dict(batchSize=32, optimizerOptions='{"learning_rate": 0.005}', checkpointInterval=1, seed=1)
+HIDDEN = [32]
+
+
+def main(directory: str, epochs: int) -> None:
+    """Trains with checkpoints in ``directory``; prints one line per epoch (verbose=1)."""
+    from pyspark.sql import SparkSession
+
+    from dlbridge.trainer import TrainingOptions, fit, mlp_builder
+    from trainer_helpers import digits_frames
+
+    spark = (SparkSession.builder.master("local[2]").appName("dlbridge-checkpoint-driver")
+             .config("spark.ui.enabled", "false").config("spark.task.maxFailures", "1")
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())
+    train, _, _ = digits_frames(spark)
+    options = TrainingOptions(epochs=epochs, checkpointDir=directory, verbose=1, **OPTIONS)
+    fit(train, "features", "label", mlp_builder(HIDDEN, "classification"), options)
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))
