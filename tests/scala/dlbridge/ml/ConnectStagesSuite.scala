@@ -36,8 +36,8 @@ class ConnectStagesSuite extends AnyFunSuite with SparkSessionSuite {
   }
 
   test("every listed stage has a (uid) and a public no-arg constructor, and params of simple types") {
-    val simple: Set[Class[_]] = Set(classOf[String], classOf[java.lang.Integer], classOf[java.lang.Double],
-      classOf[java.lang.Boolean], classOf[Array[Int]], classOf[Array[String]])
+    val simple: Set[Class[_]] = Set(classOf[String], classOf[java.lang.Integer], classOf[java.lang.Long],
+      classOf[java.lang.Double], classOf[java.lang.Boolean], classOf[Array[Int]], classOf[Array[String]])
     for (cls <- estimators ++ transformers) {
       val stage = cls.getConstructor(classOf[String]).newInstance("connect_1").asInstanceOf[Params]
       assert(stage.uid == "connect_1")
