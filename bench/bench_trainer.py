@@ -18,6 +18,13 @@ Run with ``dev/bench trainer`` (or ``python bench/bench_trainer.py --help``). In
   reply), and the combined PUSH-returning-weights that workers use; over plain TCP and
   over TLS (what a fit uses when Spark's crypto/ssl is on), median of 3 alternating rounds.
   ``--round-trips-only`` measures just these.
+* the cost of the fit's options: a variant ``mode[:stepsPerSync]+option[+option...]`` adds
+  ``weights`` (weightCol, every weight 1.0), ``val`` (validationFraction 0.1), ``metrics``
+  (accuracy and auc on the validation split), ``checkpoints`` (checkpointInterval 5, a local
+  directory) or ``tensorboard`` (event files in a local directory); e.g.
+  ``--modes hogwild,hogwild+weights,hogwild+val,hogwild+val+metrics,hogwild+checkpoints,hogwild+tensorboard``.
+  Each option's cost is measured against the variant without its last option (``hogwild+val+metrics``
+  against ``hogwild+val``), as the ratio of their median ratios to the paired ``model.fit``.
 """
 from __future__ import annotations
 
@@ -78,19 +85,46 @@ def single_process(x, y, x_test, y_test, epochs: int, batch: int) -> dict:
             "accuracy": _accuracy(model, x_test, y_test)}
 
 
-def trainer_run(df, variant: str, x_test, y_test, epochs: int, batch: int) -> dict:
-    """One parameter-server fit (``mode`` or ``mode:stepsPerSync``)."""
+OPTIONS = ("weights", "val", "metrics", "checkpoints", "tensorboard")
+
+
+def option_values(options: list[str], tmp: str) -> dict:
+    """The TrainingOptions fields that the variant's ``options`` (see the module doc) turn on."""
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise SystemExit(f"unknown option(s) {sorted(unknown)} in --modes; known: {', '.join(OPTIONS)}")
+    values: dict = {}
+    if "weights" in options:
+        values["weightCol"] = "w"
+    if "val" in options or "metrics" in options:
+        values["validationFraction"] = 0.1
+    if "metrics" in options:
+        values["metrics"] = ["accuracy", "auc"]
+    if "checkpoints" in options:
+        values.update(checkpointDir=tempfile.mkdtemp(prefix="checkpoints-", dir=tmp), checkpointInterval=5)
+    if "tensorboard" in options:
+        values["tensorboardDir"] = tempfile.mkdtemp(prefix="tensorboard-", dir=tmp)
+    return values
+
+
+def trainer_run(df, variant: str, x_test, y_test, epochs: int, batch: int, tmp: str) -> dict:
+    """One parameter-server fit (``mode``, ``mode:stepsPerSync``, each optionally ``+option...``)."""
+    from pyspark.sql import functions as F
+
     from dlbridge.trainer import TrainingOptions, fit
 
-    mode, _, steps = variant.partition(":")
+    head, *options = variant.split("+")
+    mode, _, steps = head.partition(":")
     opts = TrainingOptions(mode=mode, epochs=epochs, batchSize=batch, numWorkers=2, optimizer="adam",
-                           optimizerOptions='{"learning_rate": 0.001}', shuffle=True, stepsPerSync=int(steps or 1))
+                           optimizerOptions='{"learning_rate": 0.001}', shuffle=True, stepsPerSync=int(steps or 1),
+                           verbose=0, **option_values(options, tmp))
     started = time.perf_counter()
-    result = fit(df, "features", "label", student(), opts)
+    result = fit(df.withColumn("w", F.lit(1.0)) if opts.weightCol else df, "features", "label", student(), opts)
     seconds = time.perf_counter() - started
     later = result.history[1:] or result.history
     samples = sum(h["samples"] for h in result.history)
-    label = f"dlbridge {mode}, 2 workers" + (f", stepsPerSync={steps}" if steps else "")
+    label = f"dlbridge {mode}, 2 workers" + (f", stepsPerSync={steps}" if steps else "") + \
+        "".join(f" +{option}" for option in options)
     return {"what": label, "seconds": seconds, "samples_per_sec": samples / seconds,
             "training_samples_per_sec": samples / sum(h["seconds"] for h in result.history),
             "steady_samples_per_sec": sum(h["samples"] for h in later) / sum(h["seconds"] for h in later),
@@ -191,11 +225,11 @@ def _paired_runs(args) -> list[tuple[dict, dict]]:
             write_parquet(x, y, path)
             df = spark.read.parquet(path)
             started = time.perf_counter()
-            trainer_run(df, "hogwild", x_test, y_test, 1, args.batch)  # start Python workers, warm the JVM
+            trainer_run(df, "hogwild", x_test, y_test, 1, args.batch, tmp)  # start Python workers, warm the JVM
             print(f"warm-up fit, 1 epoch (fresh session: Python workers import TensorFlow): "
                   f"{time.perf_counter() - started:.1f} s")
             return [(single_process(x, y, x_test, y_test, args.epochs, args.batch),
-                     trainer_run(df, mode, x_test, y_test, args.epochs, args.batch))
+                     trainer_run(df, mode, x_test, y_test, args.epochs, args.batch, tmp))
                     for _ in range(args.repeats) for mode in args.modes.split(",")]
     finally:
         spark.stop()
@@ -215,13 +249,25 @@ def _report(pairs: list[tuple[dict, dict]]) -> None:
     print("\nMedian over rounds, per variant (ratios to the paired model.fit):")
     print("| what | rounds | training | steady | whole fit | accuracy - model.fit accuracy (worst) |")
     print("|---|---|---|---|---|---|")
+    medians = {}
     for what in dict.fromkeys(run["what"] for _, run in pairs):
         mine = [(ref, run) for ref, run in pairs if run["what"] == what]
-        ratios = {key: statistics.median(run[key] / ref["samples_per_sec"] for ref, run in mine)
-                  for key in ("training_samples_per_sec", "steady_samples_per_sec", "samples_per_sec")}
+        ratios = medians[what] = {key: statistics.median(run[key] / ref["samples_per_sec"] for ref, run in mine)
+                                  for key in ("training_samples_per_sec", "steady_samples_per_sec", "samples_per_sec")}
         worst = min(run["accuracy"] - ref["accuracy"] for ref, run in mine)
         print(f"| {what} | {len(mine)} | {ratios['training_samples_per_sec']:.2f} | "
               f"{ratios['steady_samples_per_sec']:.2f} | {ratios['samples_per_sec']:.2f} | {worst:+.4f} |")
+    costs = [(what, what.rsplit(" +", 1)[0]) for what in medians if " +" in what]
+    if costs:
+        print("\nCost of each option: 1 - (median ratio with it) / (median ratio without it); "
+              "training = epochs' time, whole fit = including input caching, validation and end of fit:")
+        print("| option | against | training | whole fit |")
+        print("|---|---|---|---|")
+        for what, base in costs:
+            if base in medians:
+                cost = {key: 1 - medians[what][key] / medians[base][key]
+                        for key in ("training_samples_per_sec", "samples_per_sec")}
+                print(f"| {what} | {base} | {cost['training_samples_per_sec']:+.1%} | {cost['samples_per_sec']:+.1%} |")
 
 
 if __name__ == "__main__":
