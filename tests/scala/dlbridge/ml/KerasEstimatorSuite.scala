@@ -78,7 +78,8 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
     val small = new org.apache.spark.ml.feature.VectorAssembler().setInputCols(Array("a", "b"))
       .setOutputCol("features").transform(spark.range(3).select(col("id").cast("double").as("a"), lit(1.0).as("b")))
     val size = intercept[IllegalArgumentException](model.transform(small))
-    assert(size.getMessage.contains("vectors of size 2 but the model expects 64"))
+    assert(size.getMessage.contains("featuresCol 'features' has rows of 2 values but the model expects 64 input values"),
+      size.getMessage)
     val sources = intercept[IllegalArgumentException](
       new KerasEstimator().setModelConfig("{}").setModelFactory("a.b:c").fit(train))
     assert(sources.getMessage.contains("at most one model source") && sources.getMessage.contains("modelConfig"))
@@ -168,7 +169,7 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
       assert(est.fit(train).summary.resumedFromEpoch == 0)
       assert(Files.exists(dir.resolve("epoch-000001.npz")))
       val resumed = est.setEpochs(2).fit(train).summary
-      assert(resumed.resumedFromEpoch == 1 && resumed.metric("epoch").sameElements(Array(2.0)))
+      assert(resumed.resumedFromEpoch == 1 && resumed.epochNumbers.sameElements(Array(2)))
     } finally {
       Files.walk(dir).sorted(java.util.Comparator.reverseOrder()).forEach(p => Files.delete(p))
     }

@@ -15,6 +15,15 @@ class KerasTrainingSummary private[ml] (val json: String) extends Serializable {
   /** Number of epochs recorded (0 for a model that was not trained by dlbridge). */
   def epochs: Int = history.length
 
+  /**
+   * The number of each recorded epoch, from 1: `1 .. epochs` for a fresh fit, and from
+   * `resumedFromEpoch + 1` on for a fit resumed from a checkpoint.
+   */
+  def epochNumbers: Array[Int] = history.map(_ \ "epoch" match {
+    case JInt(v) => v.toInt
+    case _ => 0
+  }).toArray
+
   private def history: List[JValue] = parsed \ "history" match {
     case JArray(values) => values
     case _ => Nil
