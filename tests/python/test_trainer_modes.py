@@ -22,7 +22,7 @@ def digits(spark):
 def test_digits_mlp_reaches_95_percent_in_every_mode(digits, mode):
     train, x_test, y_test = digits
     opts = TrainingOptions(mode=mode, epochs=14, batchSize=32, optimizer="adam",
-                           optimizerOptions='{"learning_rate": 0.005}', validationFraction=0.1, seed=1)
+                           optimizerOptions='{"learning_rate": 0.003}', validationFraction=0.1, seed=1)
     result = fit(train, "features", "label", mlp_builder([128], "classification"), opts)
     assert accuracy(result.model, x_test, y_test) >= 0.95
     assert [h["epoch"] for h in result.history] == list(range(1, 15))
