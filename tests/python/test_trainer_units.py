@@ -309,3 +309,26 @@ def test_the_seed_fixes_the_initial_weights_of_a_built_model_config_and_mlp():
         assert all(np.array_equal(a, b) for a, b in zip(first, again))
         assert not all(np.array_equal(a, b) for a, b in zip(first, other))  # the seed's high bits count too
     assert random.getstate() == state  # the caller's own random stream is left as it was
+
+
+def test_a_users_loss_may_branch_on_tensors_and_leaves_no_generated_source_behind(tmp_path, monkeypatch):
+    """Workers' steps run without AutoGraph; the user's loss alone is converted, and its temp file removed."""
+    import tempfile
+
+    import tensorflow as tf
+
+    from dlbridge.trainer.objectives import loss_for, pack_loss
+
+    def clipped_error(y_true, y_pred):
+        error = tf.reduce_mean(tf.abs(y_true - y_pred), axis=-1)
+        if tf.reduce_max(error) > 1.0:  # a Python branch on a tensor: needs AutoGraph in graph mode
+            error = tf.minimum(error, 1.0)
+        return error
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    loss = loss_for("clipped_error", False, pack_loss(clipped_error))
+    step = tf.function(lambda y, p: loss(y, p), autograph=False)
+    y_true = np.zeros((2, 3), np.float32)
+    assert float(step(y_true, np.full((2, 3), 5.0, np.float32))) == pytest.approx(1.0)
+    assert float(step(y_true, np.full((2, 3), 0.5, np.float32))) == pytest.approx(0.5)
+    assert list(tmp_path.iterdir()) == []

@@ -172,7 +172,8 @@ def _prepare(model: Any) -> Loaded:
         raise ValueError(f"The model's output shape {list(out_shape)} is not fully known; "
                          "dlbridge needs a fixed number of outputs per row.")
     spec = tf.TensorSpec([None, *in_shape], tf.float32)
-    step = tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True)
+    step = tf.function(lambda x: model(x, training=False), input_signature=[spec], reduce_retracing=True,
+                       autograph=False)
 
     def forward(x: np.ndarray) -> np.ndarray:
         return step(x).numpy()

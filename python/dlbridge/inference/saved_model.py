@@ -181,7 +181,7 @@ def load_prepared(archive: bytes, endpoint: str, threads: int | None = None) -> 
     dtype = input_spec.dtype
     spec = tf.TensorSpec([None, *shapes["inputShape"]], tf.float32)
     step = tf.function(lambda x: tf.nest.flatten(layer(tf.cast(x, dtype)))[0], input_signature=[spec],
-                       reduce_retracing=True)
+                       reduce_retracing=True, autograph=False)
 
     def forward(x: np.ndarray) -> np.ndarray:
         return step(x).numpy()

@@ -7,6 +7,7 @@ closure like a UDF, and is unpickled once per worker runtime (:func:`unpack_loss
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 from typing import Any, Callable
@@ -288,8 +289,34 @@ def unpack_loss(blob: bytes, name: str) -> Any:
 def loss_for(name: str, from_logits: bool, packed: bytes | None) -> Callable[[Any, Any], Any]:
     """The loss a worker differentiates: the user's :func:`pack_loss` bytes when given, else the Keras ``name``."""
     if packed is not None:
-        return mean_loss(unpack_loss(packed, name))
+        return mean_loss(_autograph_converted(unpack_loss(packed, name)))
     return make_loss(name, from_logits)
+
+
+def _autograph_converted(loss: Callable[..., Any]) -> Callable[..., Any]:
+    """The user's loss converted by AutoGraph once, as ``model.fit`` would (it may branch on tensors).
+
+    The workers' own ``tf.function`` steps run without AutoGraph; this converts
+    only the user's code. AutoGraph writes the converted source to a temp file
+    that it removes only at interpreter exit, which Spark's Python workers skip
+    (they leave through ``os._exit``); the module is loaded by then, so the file
+    is removed here. A loss AutoGraph cannot convert is used as it is.
+    """
+    import os
+    import tempfile
+
+    import tensorflow as tf
+
+    try:
+        converted = tf.autograph.to_graph(loss)
+    except Exception:  # noqa: BLE001 - e.g. a callable object; graph mode still runs it unconverted
+        return loss
+    generated = getattr(getattr(converted, "__code__", None), "co_filename", "")
+    if os.path.basename(generated).startswith("__autograph_generated_file") and \
+            os.path.dirname(generated) == tempfile.gettempdir():
+        with contextlib.suppress(OSError):
+            os.remove(generated)
+    return converted
 
 
 def check_loss_runs(objective: Objective, model: Any, input_dim: int, label: LabelInfo) -> None:

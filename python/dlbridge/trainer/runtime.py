@@ -73,12 +73,16 @@ class ModelRuntime:
         signature = [tf.TensorSpec([None, spec.input_dim], tf.float32), y_spec]
         if spec.options.weightCol:  # the mini-batches carry per-row sample weights
             signature.append(tf.TensorSpec([None], tf.float32))
-        self.gradient = tf.function(self._gradient, input_signature=signature)
-        self.evaluate = tf.function(self._evaluate, input_signature=signature)
-        self.assign = tf.function(self._assign, input_signature=[tf.TensorSpec([spec.num_params], tf.float32)])
+        # The steps are straight-line code: no AutoGraph, so no generated source files left in the temp
+        # directory by Python workers that exit without running atexit (a user's loss is converted
+        # on its own by loss_for).
+        self.gradient = tf.function(self._gradient, input_signature=signature, autograph=False)
+        self.evaluate = tf.function(self._evaluate, input_signature=signature, autograph=False)
+        self.assign = tf.function(self._assign, input_signature=[tf.TensorSpec([spec.num_params], tf.float32)],
+                                  autograph=False)
         if self.local_optimizer is not None:
             self.local_optimizer.build(self.variables)
-            self.local_step = tf.function(self._local_step, input_signature=signature)
+            self.local_step = tf.function(self._local_step, input_signature=signature, autograph=False)
 
     def state(self) -> np.ndarray:
         """Non-trainable float state (e.g. BatchNormalization statistics), flat float32."""

@@ -42,12 +42,12 @@ class WeightStore:
         self.version = 0
         optimizer.build(self.variables)
         spec = [tf.TensorSpec([self.num_params], tf.float32)]
-        self._read_fn = tf.function(self._read_graph)
+        self._read_fn = tf.function(self._read_graph, autograph=False)
         # XLA fuses the optimizer update (about 2x faster for Adam on CPU); optimizers or ops
         # XLA cannot compile fall back to the plain graph on first use.
-        self._grad_fn = tf.function(self._apply_graph, input_signature=spec, jit_compile=True)
-        self._grad_plain = tf.function(self._apply_graph, input_signature=spec)
-        self._delta_fn = tf.function(self._delta_graph, input_signature=spec)
+        self._grad_fn = tf.function(self._apply_graph, input_signature=spec, jit_compile=True, autograph=False)
+        self._grad_plain = tf.function(self._apply_graph, input_signature=spec, autograph=False)
+        self._delta_fn = tf.function(self._delta_graph, input_signature=spec, autograph=False)
         # Trace once up front so that concurrent first calls never race in tracing.
         self._read_fn.get_concrete_function()
         self._grad_fn.get_concrete_function()
