@@ -11,7 +11,6 @@ from typing import Any, Sequence
 
 from dlbridge.executor_env import check_executors
 from dlbridge.trainer import models, objectives, seeding, state, transport
-from dlbridge.trainer.checkpoints import Checkpoints
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.epoch_hooks import EpochHooks
 from dlbridge.trainer.options import TrainingOptions
@@ -224,7 +223,7 @@ def _train(spark, data: PreparedData, model, objective, options: TrainingOptions
     packed_loss = None
     if objective.custom is not None:  # the user's loss travels only as these bytes (unpickled in the runtime)
         packed_loss, options = objectives.pack_loss(objective.custom), dataclasses.replace(options, loss="")
-    hooks = EpochHooks(spark.sparkContext, options, objective, data.label.dim)  # metrics, early stop, TensorBoard
+    hooks = EpochHooks(spark, options, objective, data.label.dim, model)  # checkpoints, metrics, TensorBoard...
     try:
         store = WeightStore(model, objectives.make_optimizer(options), locked=options.mode != "hogwild")
         result = _serve(spark, data, model, objective, options, timeout, factory_module, progress, store,
@@ -239,8 +238,7 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
            factory_module: str | None, progress: Progress, store: WeightStore, packed_loss: bytes | None,
            hooks: EpochHooks) -> TrainingResult:
     model_json = models.config_json(model)
-    checkpoints = Checkpoints.open(spark, options, model, objective)  # None unless checkpointDir is set
-    resumed = checkpoints.restore(model, store.optimizer) if checkpoints else 0
+    resumed = hooks.resume(model, store.optimizer)
     bind_host, host = _driver_address(spark)
     secret = new_secret()
     tls = transport.identity_for(spark.sparkContext.getConf())  # TLS when Spark encrypts its own traffic
@@ -262,14 +260,12 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
                  objective.loss, store.num_params, host, server.port)
         logger.info("dlbridge trainer: " + setup[0], *setup[1:])
         progress.detail(*setup)
-        progress.start_epochs(resumed, checkpoints.files.location if resumed else None)
+        progress.start_epochs(resumed, hooks.resumed_from)
         history = []
         for epoch in range(resumed + 1, options.epochs + 1):
             with progress.epoch_jobs(epoch):
                 history.append(_epoch(data, spec, server, epoch, model, hooks))
             progress.epoch_done(history[-1])
-            if checkpoints:
-                checkpoints.after_epoch(epoch, model, store.optimizer)
             if hooks.after_epoch(history[-1], model):
                 break
         stats = dict(server.stats)
@@ -280,8 +276,6 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
     _compile(model, objective, store.optimizer)
     summary = {"mode": options.mode, "num_workers": options.numWorkers, "loss": objective.loss,
                "task": objective.task, "address": f"{host}:{server.port}", "tls": tls is not None, **stats}
-    if checkpoints:
-        summary["resumed_from_epoch"] = resumed
     return TrainingResult(model=model, history=history, summary=summary)
 
 

@@ -38,12 +38,13 @@ class TensorBoardWriter:
         import tensorflow as tf
 
         self.sc, self.directory = sc, directory
-        jvm = sc._jvm
-        self._target = jvm.org.apache.hadoop.fs.Path(directory)
+        self._path = sc._jvm.org.apache.hadoop.fs.Path  # resolved once: each lookup is py4j round trips
+        self._target = self._path(directory)
+        self._copied: dict[str, int] = {}  # local event file -> its size when last copied
         try:
             conf = sc._jsc.hadoopConfiguration()
             # An uncached instance: turning checksums off must not change the application's shared one.
-            self._fs = jvm.org.apache.hadoop.fs.FileSystem.newInstance(self._target.toUri(), conf)
+            self._fs = sc._jvm.org.apache.hadoop.fs.FileSystem.newInstance(self._target.toUri(), conf)
             self._fs.setWriteChecksum(False)
             self._fs.mkdirs(self._target)
         except Exception as e:  # noqa: BLE001 - py4j carries the JVM's IOException, IllegalArgumentException...
@@ -72,13 +73,17 @@ class TensorBoardWriter:
         self._copy()
 
     def _copy(self) -> None:
-        jvm = self.sc._jvm
+        """Copies each event file that grew since its last copy (event files are only appended to)."""
         for root, _, files in os.walk(self._local):
             relative = os.path.relpath(root, self._local)
             for name in files:
-                target = jvm.org.apache.hadoop.fs.Path(self._target, f"{relative}/{name}")
-                self._fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(
-                    "file://" + os.path.join(root, name)), target)
+                local = os.path.join(root, name)
+                size = os.path.getsize(local)
+                if self._copied.get(local) == size:
+                    continue  # e.g. the validation events of a fit without validation
+                self._fs.copyFromLocalFile(False, True, self._path("file://" + local),
+                                           self._path(self._target, f"{relative}/{name}"))
+                self._copied[local] = size
 
     def close(self) -> None:
         """Closes the writers and the file system instance; removes the temporary directory."""
