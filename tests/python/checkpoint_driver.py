@@ -13,7 +13,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-OPTIONS = dict(batchSize=32, optimizerOptions='{"learning_rate": 0.005}', checkpointInterval=1, seed=1)
+# Sync mode: the resumed and the uninterrupted fit are then compared without hogwild's run-to-run noise.
+OPTIONS = dict(mode="sync", batchSize=32, optimizerOptions='{"learning_rate": 0.005}', checkpointInterval=1, seed=1)
 HIDDEN = [32]
 
 
