@@ -18,8 +18,9 @@ The input rows are ``--distinct`` random rows repeated: ``range(rows)`` joined
 with a broadcast table of the distinct rows (the "source only" lines measure what
 producing them costs: for 784-value Vectors, a large share of the JVM's time) and
 nothing is cached, except the ``KerasModel.transform`` "(vector, cached)" line,
-which reads ``--cached-rows`` rows of a cached in-memory frame, the closest Spark
-source to raw Keras' numpy array. The Spark
+which reads a cached in-memory frame of ``--cached-rows`` rows about ``rows /
+cached-rows`` times (a union), the closest Spark source to raw Keras cycling
+through its numpy array. The Spark
 paths are interleaved round by round so all see the same machine load; they
 share the Python workers, so every TensorFlow path runs with the thread sizing
 dlbridge sets in that worker (1 intra-op thread per task on local[2]).
@@ -27,6 +28,7 @@ dlbridge sets in that worker (1 intra-op thread per task on local[2]).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
@@ -199,7 +201,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="TF intra-op threads per worker (default: task cpus)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--cached-rows", type=int, default=100_000,
-                        help="rows of the cached in-memory Vector frame for KerasModel.transform (0: none)")
+                        help="rows of the cached in-memory Vector frame for KerasModel.transform, read "
+                        "about rows / cached-rows times (0: no such line)")
     parser.add_argument("--skip", default="", help="comma-separated path names to skip, e.g. 'documented vector'")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -266,11 +269,13 @@ def main() -> None:
     if jvm_class_available(spark, "dlbridge.ml.KerasModel"):
         inputs = {"vector": (vectors.select("features"), args.rows), "array": (arrays.select("features"), args.rows)}
         if args.cached_rows:  # an in-memory source, like raw Keras' numpy array (a plan of its own, so the
-            # uncached frames above stay uncached)
+            # uncached frames above stay uncached), read as often as it takes to give about --rows rows
             cached = input_frames(spark, x, args.cached_rows, args.partitions)["vector"].filter("id >= 0")
             cached = cached.select("features").cache()
             cached.count()
-            inputs["vector, cached"] = (cached, args.cached_rows)
+            repeats = max(1, round(args.rows / args.cached_rows))
+            inputs["vector, cached"] = (functools.reduce(DataFrame.union, [cached] * repeats),
+                                        repeats * args.cached_rows)
         stages = keras_model_stage_rows_per_s(spark, inputs, model_path, args.batch_size, args.rounds)
     else:
         print("  KerasModel.transform: skipped (dlbridge.ml.KerasModel not on the classpath: run dev/build)")
