@@ -293,7 +293,8 @@ def report(results: dict[str, list[float]], raw: dict[str, float], stages: dict[
     for name, value in raw.items():
         print(f"  raw Keras, one process, {name:16s} {value:>10,.0f}")
     for name, value in (stages or {}).items():
-        print(f"  KerasModel.transform from {name:14s} {value:>10,.0f}")
+        what = "input frame alone," if name.startswith("source only") else "KerasModel.transform from"
+        print(f"  {what} {name:24s} {value:>10,.0f}")
     raw_best = max(raw.values()) if raw else float("nan")
     for form in ("array", "vector"):
         ours = med.get(f"dlbridge ({form})")
