@@ -28,8 +28,10 @@ dlbridge sets in that worker (1 intra-op thread per task on local[2]).
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -222,7 +224,9 @@ def main() -> None:
 
     x = np.random.default_rng(0).random((args.distinct, FEATURES), dtype=np.float32)
     model = build_model(seed=0)
-    model_path = os.path.join(tempfile.mkdtemp(prefix="dlbridge-bench-"), "mlp.keras")
+    model_dir = tempfile.mkdtemp(prefix="dlbridge-bench-")
+    atexit.register(shutil.rmtree, model_dir, ignore_errors=True)  # removed however the run ends
+    model_path = os.path.join(model_dir, "mlp.keras")
     model.save(model_path)
     with open(model_path, "rb") as f:
         model_bytes = f.read()
