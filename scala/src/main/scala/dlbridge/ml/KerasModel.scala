@@ -4,10 +4,11 @@ import java.nio.charset.StandardCharsets
 
 import org.apache.spark.ml.Model
 import org.apache.spark.ml.dlbridge.SparkShims
-import org.apache.spark.ml.functions.array_to_vector
 import org.apache.spark.ml.param.ParamMap
 import org.apache.spark.ml.util._
 import org.apache.spark.sql.{DataFrame, Dataset, SparkSession}
+import org.apache.spark.sql.catalyst.analysis.UnresolvedAttribute
+import org.apache.spark.sql.dlbridge.SqlShims
 import org.apache.spark.sql.execution.python.UserDefinedPythonFunction
 import org.apache.spark.sql.functions.{col, concat, lit, raise_error, when}
 import org.apache.spark.sql.types.StructType
@@ -87,7 +88,7 @@ class KerasModel private[ml] (
     val withStruct = PythonUdfColumns.withUdfColumn(validFeatures(dataset.toDF(), packed), struct,
       pythonUdf(dataset.sparkSession), Seq(col(packed))).drop(packed)
     val outputs = outputFields.map {
-      case (name, field) if field == "probability" => name -> array_to_vector(col(s"$struct.$field"))
+      case (name, field) if field == "probability" => name -> SqlShims.column(DenseVectorOf(UnresolvedAttribute(Seq(struct, field))))
       case (name, field) => name -> col(s"$struct.$field")
     }
     val result = outputs.foldLeft(withStruct) { case (df, (name, c)) => df.withColumn(name, c) }.drop(struct)
