@@ -232,12 +232,13 @@ def main() -> None:
                         help="comma-separated modes, each optionally :stepsPerSync")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all modes")
     parser.add_argument("--round-trips-only", action="store_true", help="only the parameter-server round trips")
+    parser.add_argument("--skip-round-trips", action="store_true", help="only the paired fits")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    trips = round_trips()
+    trips = {} if args.skip_round_trips else round_trips()
     logger.info("round trips: %s", trips)
     pairs = [] if args.round_trips_only else _paired_runs(args)
-    for name in ("plain", "tls"):
+    for name in ("plain", "tls") if trips else ():
         print(f"round trips/s ({name}, median of {trips['rounds']}), {trips['params']:,} parameters: "
               f"pull+push {trips[f'{name}_pull_then_push_per_sec']:.0f}, "
               f"push returning weights {trips[f'{name}_push_returning_weights_per_sec']:.0f}")
