@@ -118,17 +118,52 @@ def trainer_run(df, variant: str, x_test, y_test, epochs: int, batch: int, tmp: 
     opts = TrainingOptions(mode=mode, epochs=epochs, batchSize=batch, numWorkers=2, optimizer="adam",
                            optimizerOptions='{"learning_rate": 0.001}', shuffle=True, stepsPerSync=int(steps or 1),
                            verbose=0, **option_values(options, tmp))
+    cpu_before = process_cpu()
     started = time.perf_counter()
     result = fit(df.withColumn("w", F.lit(1.0)) if opts.weightCol else df, "features", "label", student(), opts)
     seconds = time.perf_counter() - started
+    cpu = {name: used - cpu_before.get(name, 0.0) for name, used in process_cpu().items()}
     later = result.history[1:] or result.history
     samples = sum(h["samples"] for h in result.history)
     label = f"dlbridge {mode}, 2 workers" + (f", stepsPerSync={steps}" if steps else "") + \
         "".join(f" +{option}" for option in options)
-    return {"what": label, "seconds": seconds, "samples_per_sec": samples / seconds,
+    return {"what": label, "seconds": seconds, "samples": samples, "samples_per_sec": samples / seconds,
             "training_samples_per_sec": samples / sum(h["seconds"] for h in result.history),
             "steady_samples_per_sec": sum(h["samples"] for h in later) / sum(h["seconds"] for h in later),
-            "prepare_seconds": result.summary["prepare_seconds"], "accuracy": _accuracy(result.model, x_test, y_test)}
+            "prepare_seconds": result.summary["prepare_seconds"], "accuracy": _accuracy(result.model, x_test, y_test),
+            "cpu": cpu}
+
+
+def process_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process and its descendants, by role.
+
+    Roles: ``driver`` (this Python process: the parameter server's threads, py4j, the fit
+    loop), ``jvm`` (Spark's JVM: scheduling and streaming the cached input to Python) and
+    ``python workers`` (Spark's Python daemon and its forked workers, summed). Read from
+    ``/proc`` (Linux); a worker that exited between two readings drops its CPU from the sum.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float, str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # exited meanwhile
+            stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, command)
+    roles = {"driver": 0.0, "jvm": 0.0, "python workers": 0.0}
+    for pid, (_, cpu, command) in stats.items():
+        ancestor = pid
+        while ancestor in stats and ancestor != os.getpid():
+            ancestor = stats[ancestor][0]
+        if ancestor != os.getpid():
+            continue
+        role = "driver" if pid == os.getpid() else "jvm" if "java" in command.split(" ")[0] else "python workers"
+        roles[role] += cpu
+    return roles
 
 
 def round_trips(seconds: float = 3.0, rounds: int = 3) -> dict:
@@ -197,12 +232,13 @@ def main() -> None:
                         help="comma-separated modes, each optionally :stepsPerSync")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all modes")
     parser.add_argument("--round-trips-only", action="store_true", help="only the parameter-server round trips")
+    parser.add_argument("--skip-round-trips", action="store_true", help="only the paired fits")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    trips = round_trips()
+    trips = {} if args.skip_round_trips else round_trips()
     logger.info("round trips: %s", trips)
     pairs = [] if args.round_trips_only else _paired_runs(args)
-    for name in ("plain", "tls"):
+    for name in ("plain", "tls") if trips else ():
         print(f"round trips/s ({name}, median of {trips['rounds']}), {trips['params']:,} parameters: "
               f"pull+push {trips[f'{name}_pull_then_push_per_sec']:.0f}, "
               f"push returning weights {trips[f'{name}_push_returning_weights_per_sec']:.0f}")
@@ -246,6 +282,13 @@ def _report(pairs: list[tuple[dict, dict]]) -> None:
               f"{run['steady_samples_per_sec'] / ref:.2f} | {run['seconds']:.1f} s "
               f"({run['prepare_seconds']:.1f} s caching) | {run['samples_per_sec'] / ref:.2f} | "
               f"{run['accuracy']:.4f} ({reference['accuracy']:.4f}) |")
+    print("\nCPU seconds per trainer fit, by process (whole fit, input caching included):")
+    print("| what | wall s | driver (parameter server) | JVM | Python workers | total | CPU-s per 1,000 samples |")
+    print("|---|---|---|---|---|---|---|")
+    for _, run in pairs:
+        cpu, total = run["cpu"], sum(run["cpu"].values())
+        print(f"| {run['what']} | {run['seconds']:.1f} | {cpu['driver']:.1f} | {cpu['jvm']:.1f} | "
+              f"{cpu['python workers']:.1f} | {total:.1f} | {1000 * total / run['samples']:.3f} |")
     print("\nMedian over rounds, per variant (ratios to the paired model.fit):")
     print("| what | rounds | training | steady | whole fit | accuracy - model.fit accuracy (worst) |")
     print("|---|---|---|---|---|---|")

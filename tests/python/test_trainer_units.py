@@ -89,7 +89,8 @@ def server():
 
 def test_pull_push_round_trip_applies_the_gradient(server):
     with ServerConnection("127.0.0.1", server.port, server._secret, server.store.num_params, 5.0) as conn:
-        version, before = conn.pull()
+        version, view = conn.pull()
+        before = view.copy()  # the view is the connection's receive buffer, which the push reuses
         grad = np.full(server.store.num_params, 0.5, dtype=np.float32)
         version2, after = conn.push(grad, samples=3)
     assert version2 == version + 1

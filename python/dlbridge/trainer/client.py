@@ -51,6 +51,7 @@ class ServerConnection:
         self.address = f"{host}:{port}"
         self.num_params = num_params
         self._max_frame = p.WEIGHTS_HEADER.size + 4 * num_params + p.MAX_CONTROL_FRAME
+        self._buffer = bytearray(p.WEIGHTS_HEADER.size + 4 * num_params)  # every WEIGHTS frame lands here
         deadline, delay, attempts = time.monotonic() + timeout, FIRST_BACKOFF, 1
         while True:
             try:
@@ -100,13 +101,17 @@ class ServerConnection:
         return p.parse_json(self._expect(p.ACK))
 
     def pull(self) -> tuple[int, np.ndarray]:
-        """Current weights as ``(version, flat float32 array)``."""
+        """Current weights as ``(version, flat float32 array)``.
+
+        The array views this connection's receive buffer: it is valid until the next
+        :meth:`pull` or :meth:`push`; copy it to keep it longer.
+        """
         p.send_frame(self._sock, p.PULL)
         return self._weights()
 
     def push(self, values: np.ndarray, samples: int, delta: bool = False,
              want_weights: bool = True) -> tuple[int, np.ndarray] | None:
-        """Send a flat gradient (or weight delta); optionally receive fresh weights."""
+        """Send a flat gradient (or weight delta); optionally receive fresh weights (as :meth:`pull`)."""
         flags = (p.WANT_WEIGHTS if want_weights else 0) | (p.IS_DELTA if delta else 0)
         data = np.ascontiguousarray(values, dtype="<f4")
         p.send_frame(self._sock, p.PUSH, p.PUSH_HEADER.pack(flags, samples), memoryview(data).cast("B"))
@@ -145,7 +150,7 @@ class ServerConnection:
 
     def _expect(self, kind: int) -> memoryview:
         try:
-            got, payload = p.recv_frame(self._sock, self._max_frame)
+            got, payload = p.recv_frame(self._sock, self._max_frame, self._buffer)
         except (OSError, ConnectionError) as e:
             raise RuntimeError(
                 f"Lost the dlbridge parameter server at {self.address}: {e}. The fit was "

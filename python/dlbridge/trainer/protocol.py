@@ -71,10 +71,14 @@ def server_mac(secret: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes
     return hmac.new(secret, PROTOCOL_TAG + b"s" + server_nonce + client_nonce, hashlib.sha256).digest()
 
 
-def recv_exact(sock: socket.socket, size: int) -> memoryview:
-    """Read exactly ``size`` bytes or raise ``ConnectionError`` on EOF."""
-    buf = bytearray(size)
-    view = memoryview(buf)
+def recv_exact(sock: socket.socket, size: int, into: bytearray | None = None) -> memoryview:
+    """Read exactly ``size`` bytes or raise ``ConnectionError`` on EOF.
+
+    With ``into`` (at least ``size`` bytes) the bytes land in that reusable buffer
+    instead of a fresh one: the returned view is then valid only until the next
+    read into it.
+    """
+    view = memoryview(into)[:size] if into is not None and len(into) >= size else memoryview(bytearray(size))
     got = 0
     while got < size:
         n = sock.recv_into(view[got:], size - got)
@@ -84,12 +88,16 @@ def recv_exact(sock: socket.socket, size: int) -> memoryview:
     return view
 
 
-def recv_frame(sock: socket.socket, max_size: int) -> tuple[int, memoryview]:
-    """Read one frame; refuse a declared length above ``max_size`` before reading it."""
+def recv_frame(sock: socket.socket, max_size: int, into: bytearray | None = None) -> tuple[int, memoryview]:
+    """Read one frame; refuse a declared length above ``max_size`` before reading it.
+
+    ``into`` is a reusable payload buffer (see :func:`recv_exact`): a connection that
+    reads a 1 MB tensor per step then allocates none.
+    """
     kind, size = HEADER.unpack(recv_exact(sock, HEADER.size))
     if size > max_size:
         raise ProtocolError(f"frame of kind {kind} declares {size} bytes; the limit is {max_size}")
-    return kind, recv_exact(sock, size) if size else memoryview(b"")
+    return kind, recv_exact(sock, size, into) if size else memoryview(b"")
 
 
 def send_frame(sock: socket.socket, kind: int, *parts: bytes | memoryview) -> None:

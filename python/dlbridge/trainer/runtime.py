@@ -77,9 +77,11 @@ class ModelRuntime:
         # directory by Python workers that exit without running atexit (a user's loss is converted
         # on its own by loss_for).
         self.gradient = tf.function(self._gradient, input_signature=signature, autograph=False)
+        flat_spec = tf.TensorSpec([spec.num_params], tf.float32)
+        self.assign_and_gradient = tf.function(self._assign_and_gradient, input_signature=[flat_spec] + signature,
+                                               autograph=False)
         self.evaluate = tf.function(self._evaluate, input_signature=signature, autograph=False)
-        self.assign = tf.function(self._assign, input_signature=[tf.TensorSpec([spec.num_params], tf.float32)],
-                                  autograph=False)
+        self.assign = tf.function(self._assign, input_signature=[flat_spec], autograph=False)
         if self.local_optimizer is not None:
             self.local_optimizer.build(self.variables)
             self.local_step = tf.function(self._local_step, input_signature=signature, autograph=False)
@@ -110,6 +112,11 @@ class ModelRuntime:
         flat = [tf.reshape(tf.zeros_like(v) if g is None else tf.cast(g, tf.float32), [-1])
                 for g, v in zip(grads, self.variables)]
         return loss, tf.concat(flat, 0)
+
+    def _assign_and_gradient(self, flat, x, y, w=None):
+        """Load the flat weights ``flat``, then ``(loss, flat gradient)`` at them: one call per exchange."""
+        self._assign(flat)  # the variables' reads below are ordered after these writes by tf.function
+        return self._gradient(x, y, w)
 
     def _local_step(self, x, y, w=None):
         import tensorflow as tf

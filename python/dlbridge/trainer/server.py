@@ -298,8 +298,9 @@ class ParameterServer:
         conn.close()
 
     def _session(self, conn: socket.socket, state: dict[str, Any]) -> None:
+        buffer = bytearray(p.PUSH_HEADER.size + 4 * self.store.num_params)  # every PUSH of this connection
         while not self.closed:
-            kind, payload = p.recv_frame(conn, self._max_frame)
+            kind, payload = p.recv_frame(conn, self._max_frame, buffer)
             if kind == p.BYE:
                 return
             if kind == p.PULL:

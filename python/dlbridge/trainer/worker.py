@@ -95,10 +95,10 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator
     with _connect(spec) as conn:
         conn.hello({"partition": partition, "epoch": epoch, "attempt": attempt,
                     "stage_attempt_key": _stage_attempt_key(context, spec.options.mode), "num_params": spec.num_params})
-        runtime.assign(conn.pull()[1])
         if opts.stepsPerSync == 1:
             _gradient_loop(runtime, conn, stream, stats)
         else:
+            runtime.assign(conn.pull()[1])
             _local_loop(runtime, conn, stream, stats, opts.stepsPerSync)
         if opts.mode == "sync":
             conn.done({"epoch": epoch})
@@ -147,11 +147,14 @@ def _connect(spec: WorkerSpec) -> ServerConnection:
 
 
 def _gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats) -> None:
+    """One exchange per mini-batch: the weights each push returns are loaded by the next step's own call."""
+    weights = conn.pull()[1]
     for batch in stream:  # (x, y) or, with sample weights, (x, y, w)
-        loss, grad = runtime.gradient(*batch)
+        loss, grad = runtime.assign_and_gradient(weights, *batch)
         stats.add(loss.numpy(), len(batch[0]))
-        runtime.assign(conn.push(grad.numpy(), len(batch[0]))[1])
+        weights = conn.push(grad.numpy(), len(batch[0]))[1]
         stats.pushes += 1
+    runtime.assign(weights)
 
 
 def _local_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats, steps_per_sync: int) -> None:
@@ -168,7 +171,7 @@ def _local_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats
 
 
 def _push_delta(runtime, conn: ServerConnection, start: np.ndarray, samples: int, stats: _Stats) -> np.ndarray:
-    weights = conn.push(runtime.weights() - start, samples, delta=True)[1]
+    weights = np.array(conn.push(runtime.weights() - start, samples, delta=True)[1])  # own it: the view is reused
     runtime.assign(weights)
     stats.pushes += 1
     return weights
