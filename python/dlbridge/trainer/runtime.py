@@ -15,6 +15,34 @@ _CACHE: dict[str, "ModelRuntime"] = {}
 CACHED_FITS = 2  # runtimes kept per Python worker (two fits may interleave their tasks)
 
 
+class _GraphStep:
+    """A step of the runtime as a TensorFlow graph, traced once on its first call.
+
+    It is called as the ``tf.function``'s concrete function: every fit builds a new
+    runtime whose steps each trace once, and TensorFlow counts traces of the same
+    Python method across ``tf.function`` objects, printing a "triggered tf.function
+    retracing" warning to the executor's console after a few fits. The steps are
+    straight-line code, traced without AutoGraph, so no generated source files are
+    left in the temp directory by Python workers that exit without running atexit
+    (a user's loss is converted on its own by ``objectives.loss_for``).
+    """
+
+    def __init__(self, step: Any, signature: list) -> None:
+        import tensorflow as tf
+
+        self._function = tf.function(step, input_signature=signature, autograph=False)
+        self._signature = signature
+        self._concrete: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        """Runs the step on arrays or tensors, one per entry of the signature, in its order."""
+        import tensorflow as tf
+
+        if self._concrete is None:
+            self._concrete = self._function.get_concrete_function()
+        return self._concrete(*(tf.convert_to_tensor(a, spec.dtype) for a, spec in zip(args, self._signature)))
+
+
 def runtime_for(spec: Any) -> "ModelRuntime":
     """The cached runtime of this fit, built on first use; the least recently used beyond 2 is dropped."""
     runtime = _CACHE.pop(spec.fit_id, None)
@@ -73,18 +101,13 @@ class ModelRuntime:
         signature = [tf.TensorSpec([None, spec.input_dim], tf.float32), y_spec]
         if spec.options.weightCol:  # the mini-batches carry per-row sample weights
             signature.append(tf.TensorSpec([None], tf.float32))
-        # The steps are straight-line code: no AutoGraph, so no generated source files left in the temp
-        # directory by Python workers that exit without running atexit (a user's loss is converted
-        # on its own by loss_for).
-        self.gradient = tf.function(self._gradient, input_signature=signature, autograph=False)
         flat_spec = tf.TensorSpec([spec.num_params], tf.float32)
-        self.assign_and_gradient = tf.function(self._assign_and_gradient, input_signature=[flat_spec] + signature,
-                                               autograph=False)
-        self.evaluate = tf.function(self._evaluate, input_signature=signature, autograph=False)
-        self.assign = tf.function(self._assign, input_signature=[flat_spec], autograph=False)
+        self.assign_and_gradient = _GraphStep(self._assign_and_gradient, [flat_spec] + signature)
+        self.evaluate = _GraphStep(self._evaluate, signature)
+        self.assign = _GraphStep(self._assign, [flat_spec])
         if self.local_optimizer is not None:
             self.local_optimizer.build(self.variables)
-            self.local_step = tf.function(self._local_step, input_signature=signature, autograph=False)
+            self.local_step = _GraphStep(self._local_step, signature)
 
     def state(self) -> np.ndarray:
         """Non-trainable float state (e.g. BatchNormalization statistics), flat float32."""
