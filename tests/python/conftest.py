@@ -103,3 +103,7 @@ def pytest_collection_modifyitems(items: list) -> None:
 
     sharing = {item.module for item in items if shared(item)}
     items.sort(key=lambda item: item.module not in sharing)
+
+
+# The RELIABILITY.md recorder: its fixture and its end-of-session hook, registered here.
+from reliability import pytest_sessionfinish, reliability  # noqa: E402,F401
