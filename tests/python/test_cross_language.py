@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 import example_udfs  # noqa: F401 (registers 'polynomial' in this driver)
 from conftest import REPO
-from keras_helpers import spark_submit
+from keras_helpers import fit_and_load_in_one_app, spark_submit
 from dlbridge.ml import PythonTransformer
 
 COEFFICIENTS = [1.0, -2.0, 0.5]  # the Scala example's
@@ -45,10 +45,8 @@ def runs(spark, tmp_path_factory) -> SimpleNamespace:  # type: ignore[no-untyped
     stage = PythonTransformer(function="polynomial", functionParams={"coefficients": COEFFICIENTS},
                               inputCol="x", outputCol="y")
     model = Pipeline(stages=[stage]).fit(example_input(spark))
-    model.write().overwrite().save(str(root / "python-pipeline"))
     python_result = as_sorted(model.transform(example_input(spark)))
-    stdout = spark_submit_example("fit", str(root / "scala-pipeline"), str(root / "scala-result"),
-                                  "load", str(root / "python-pipeline"), str(root / "python-pipeline-in-scala"))
+    stdout = fit_and_load_in_one_app(spark_submit_example, root, model)
     return SimpleNamespace(root=root, stdout=stdout, python_result=python_result)
 
 

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 import centroids  # noqa: F401 (registers 'centroid_classifier' in this driver)
 from conftest import REPO
-from keras_helpers import spark_submit
+from keras_helpers import fit_and_load_in_one_app, spark_submit
 from dlbridge.ml import PythonEstimator, PythonModel
 
 
@@ -63,10 +63,8 @@ def runs(spark, tmp_path_factory) -> SimpleNamespace:  # type: ignore[no-untyped
     stage = PythonEstimator(function="centroid_classifier", functionParams={"shrink": 0.1},
                             inputCols=["a", "b"], labelCol="label", outputCol="prediction")
     model = Pipeline(stages=[stage]).fit(train(spark))
-    model.write().overwrite().save(str(root / "python-pipeline"))
     python_result = as_sorted(model.transform(holdout(spark)))
-    stdout = spark_submit_example("fit", str(root / "scala-pipeline"), str(root / "scala-result"),
-                                  "load", str(root / "python-pipeline"), str(root / "python-pipeline-in-scala"))
+    stdout = fit_and_load_in_one_app(spark_submit_example, root, model)
     return SimpleNamespace(root=root, stdout=stdout, python_result=python_result)
 
 
