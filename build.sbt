@@ -70,6 +70,9 @@ lazy val root = (project in file("."))
     Test / fork := true,
     Test / parallelExecution := false,
     Test / javaOptions ++= sparkJavaOptions ++ Seq("-Xmx3g"),
+    // The test JVM's temporary files (Spark's local dirs, the suites' temp dirs) go where the caller's TMPDIR
+    // says, as the Python processes' do: dev/test points it at a fresh directory that must be empty afterwards.
+    Test / javaOptions ++= sys.env.get("TMPDIR").filter(_.nonEmpty).map(dir => s"-Djava.io.tmpdir=$dir").toSeq,
     // The test UDF modules and the example estimators (centroids), then this checkout's python/ (else a
     // companion would import another copy of dlbridge).
     Test / envVars ++= Map(

@@ -93,6 +93,28 @@ def spark() -> Iterator[SparkSession]:
 def _stop_the_shared_session_at_the_end() -> Iterator[None]:
     yield
     _stop_shared()
+    _end_the_jvm()
+
+
+def _end_the_jvm(timeout: float = 120) -> None:
+    """End this process's Spark JVM (the py4j gateway) and wait until it has exited.
+
+    The JVM exits when its stdin closes (PySpark's launch protocol) and deletes Spark's
+    temporary directories in its shutdown hooks. Left to the end of the Python process it
+    would do so after pytest returned, racing dev/test's check for leftover temp files.
+    """
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    if gateway is None or process is None:
+        return
+    gateway.shutdown()
+    if process.stdin is not None:
+        process.stdin.close()
+    process.wait(timeout)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
 
 
 def pytest_collection_modifyitems(items: list) -> None:

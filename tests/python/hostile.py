@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import pickle
 import socket
-import tempfile
 import threading
 
 import pytest
@@ -32,6 +31,8 @@ class _MakeDir:
 class HostileTraffic:
     """Attacks the server on ``port`` and holds the attacking connections open until exit.
 
+    A pickle payload that the server unpickled would create :attr:`marker` in ``directory``.
+
     While active, a thread samples this process's RSS into :attr:`peak_rss`.
     """
 
@@ -39,9 +40,9 @@ class HostileTraffic:
                    f"a 2^62 length prefix; {DRIPPERS} connections dripping 1 byte every {DRIP_INTERVAL:.0f}s; "
                    f"{IDLE_CONNECTIONS} idle connections opened at once")
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, directory: str) -> None:
         self.port = port
-        self.marker = os.path.join(tempfile.mkdtemp(prefix="dlbridge-hostile-"), "unpickled")
+        self.marker = os.path.join(directory, "unpickled")  # what unpickling the payload would create
         self.answers_to_garbage: list[bytes] = []
         self.idle_opened = 0
         self.peak_rss = rss_bytes(os.getpid())

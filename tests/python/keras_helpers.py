@@ -5,7 +5,8 @@ import glob
 import os
 import re
 import subprocess
-from typing import List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -98,3 +99,13 @@ def assert_quiet(console: str) -> None:
     noisy = [line for line in console.splitlines() if re.search(
         r" INFO |Using Spark's default log4j profile|oneDNN custom operations|absl::InitializeLog|cpu_feature_guard", line)]
     assert not noisy, "\n".join(noisy[:20])
+
+
+def fit_and_load_in_one_app(submit: Callable[..., str], root: Path, model: Any) -> str:
+    """Saves PySpark's fitted pipeline ``model`` as ``root/python-pipeline``, then runs the Scala example app
+    once (``submit``, its spark-submit) for both directions: ``fit`` saves its own pipeline as
+    ``root/scala-pipeline`` with its result in ``root/scala-result``; ``load`` runs PySpark's, its result in
+    ``root/python-pipeline-in-scala``. Returns the app's stdout."""
+    model.write().overwrite().save(str(root / "python-pipeline"))
+    return submit("fit", str(root / "scala-pipeline"), str(root / "scala-result"),
+                  "load", str(root / "python-pipeline"), str(root / "python-pipeline-in-scala"))

@@ -60,9 +60,16 @@ class StandaloneCluster:
             raise
 
     def _launch(self, name: str, main_class: str, *args: str, local_dirs: str | None = None) -> subprocess.Popen:
+        # Temp files of the daemons and of the executors and Python workers they start (inherited
+        # environment) go under the cluster's root, which stop() removes: tests kill executors and
+        # workers, and a killed process deletes nothing.
+        temp = os.path.join(self.root, "tmp")
+        os.makedirs(temp, exist_ok=True)
+        java_options = " ".join(filter(None, [self.environ.get("JAVA_TOOL_OPTIONS"), f"-Djava.io.tmpdir={temp}"]))
         env = dict(self.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_LOG_DIR=self.root, SPARK_NO_DAEMONIZE="1",
                    SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false",
-                   SPARK_WORKER_OPTS="-Dspark.worker.cleanup.enabled=false")
+                   SPARK_WORKER_OPTS="-Dspark.worker.cleanup.enabled=false",
+                   TMPDIR=temp, JAVA_TOOL_OPTIONS=java_options)
         if local_dirs:
             env["SPARK_LOCAL_DIRS"] = local_dirs  # executors' block managers and shuffle files
         log = open(self._log_path(name), "wb")

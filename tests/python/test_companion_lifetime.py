@@ -32,11 +32,17 @@ def alive(pid: int) -> bool:
 def test_companion_exits_when_the_jvm_is_killed(tmp_path) -> None:
     script = tmp_path / "start.scala"
     script.write_text(SCRIPT)
+    # The killed JVM runs no shutdown hook: its temp files (Spark's local dirs, the REPL's classes,
+    # extracted native libraries) and the companion's go to the test's own directory.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     shell = subprocess.Popen(
         [os.path.join(os.environ["SPARK_HOME"], "bin", "spark-shell"), "--master", "local[1]",
          "--conf", "spark.ui.enabled=false", "--jars", dlbridge_jar() or "",
+         "--driver-java-options", f"-Djava.io.tmpdir={temp}",
          "--conf", "spark.dlbridge.python.modules=dlbridge_test_udfs", "-I", str(script)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=dict(os.environ, TMPDIR=str(temp)),
     )
     try:
         companion = -1

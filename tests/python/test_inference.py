@@ -27,10 +27,11 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def save_bytes(model: Any) -> bytes:
-    path = os.path.join(tempfile.mkdtemp(prefix="dlbridge-test-"), "m.keras")
-    model.save(path)
-    with open(path, "rb") as f:
-        return f.read()
+    with tempfile.TemporaryDirectory(prefix="dlbridge-test-") as directory:
+        path = os.path.join(directory, "m.keras")
+        model.save(path)
+        with open(path, "rb") as f:
+            return f.read()
 
 
 def mlp(inputs: int, outputs: int, activation: str | None, hidden: int = 16, seed: int = 0) -> Any:

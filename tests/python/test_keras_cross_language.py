@@ -1,15 +1,19 @@
 """Keras pipelines across languages: saved by the Scala example app and loaded in PySpark, saved
-by PySpark and run by a Scala app; predictions agree to 1e-6."""
+by PySpark and run by a Scala app; predictions agree to 1e-6. The two directions share one run of
+each Scala app (the module's ``runs`` fixture)."""
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import functions as F
 
 from dlbridge.ml import KerasEstimator, KerasModel
-from keras_helpers import assert_quiet, digits_csv, progress_epochs, spark_submit, submit_process
+from keras_helpers import assert_quiet, digits_csv, progress_epochs, submit_process
 
 
 def pixels_frame(spark):  # type: ignore[no-untyped-def]
@@ -31,33 +35,40 @@ def assert_same_predictions(a: pd.DataFrame, b: pd.DataFrame) -> None:
     np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())
 
 
-def test_scala_saved_pipeline_predicts_the_same_in_pyspark(spark, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def runs(spark, tmp_path_factory) -> SimpleNamespace:  # type: ignore[no-untyped-def]
+    """Both directions with one spark-submit of each Scala app (a JVM, a companion and Python workers
+    each): the Scala example app fits and saves a pipeline, PySpark fits and saves another, then
+    PipelineRunner runs both saved pipelines on the same Parquet input."""
+    root = tmp_path_factory.mktemp("cross-language")
+    demo = submit_process("dlbridge.examples.DigitsExample", digits_csv(), str(root / "scala-pipeline"), "2")
+    pixels_frame(spark).write.parquet(str(root / "input"))
+    data = spark.read.parquet(str(root / "input"))
+    estimator = KerasEstimator(hiddenLayers=[32], epochs=2, batchSize=32, seed=3, verbose=0)
+    model = Pipeline(stages=[VectorAssembler(inputCols=data.columns[:64], outputCol="features"), estimator]).fit(data)
+    model.write().overwrite().save(str(root / "python-pipeline"))
+    python_out = probabilities(model.transform(data))
+    runner = submit_process("dlbridge.examples.PipelineRunner",
+                            str(root / "scala-pipeline"), str(root / "input"), str(root / "scala-output"),
+                            str(root / "python-pipeline"), str(root / "input"), str(root / "python-pipeline-in-scala"))
+    return SimpleNamespace(root=root, demo=demo, runner=runner, python_out=python_out)
+
+
+def test_scala_saved_pipeline_predicts_the_same_in_pyspark(spark, runs) -> None:
     """Also the demo's console (the same app as dev/demo, with 2 epochs): its results on stdout, one
     progress line per epoch on stderr, and no INFO log or TensorFlow notice."""
-    demo = submit_process("dlbridge.examples.DigitsExample", digits_csv(), str(tmp_path / "scala-pipeline"), "2")
+    demo, root = runs.demo, runs.root
     assert "dlbridge digits (Scala): test accuracy" in demo.stdout
     assert progress_epochs(demo.stderr, "kerasEst_") == [(1, 2), (2, 2)], demo.stderr[-3000:]
     assert_quiet(demo.stdout + demo.stderr)
-    data = pixels_frame(spark)
-    data.write.parquet(str(tmp_path / "input"))
-    runner = submit_process("dlbridge.examples.PipelineRunner", str(tmp_path / "scala-pipeline"),
-                            str(tmp_path / "input"), str(tmp_path / "scala-output"))
-    assert_quiet(runner.stdout + runner.stderr)
-    loaded = PipelineModel.load(str(tmp_path / "scala-pipeline"))
+    assert_quiet(runs.runner.stdout + runs.runner.stderr)
+    loaded = PipelineModel.load(str(root / "scala-pipeline"))
     assert isinstance(loaded.stages[-1], KerasModel)
-    python_out = probabilities(loaded.transform(spark.read.parquet(str(tmp_path / "input"))))
-    scala_out = probabilities(spark.read.parquet(str(tmp_path / "scala-output")))
+    python_out = probabilities(loaded.transform(spark.read.parquet(str(root / "input"))))
+    scala_out = probabilities(spark.read.parquet(str(root / "scala-output")))
     assert_same_predictions(python_out, scala_out)
 
 
-def test_pyspark_saved_pipeline_predicts_the_same_in_scala(spark, tmp_path) -> None:
-    data = pixels_frame(spark)
-    data.write.parquet(str(tmp_path / "input"))
-    data = spark.read.parquet(str(tmp_path / "input"))
-    estimator = KerasEstimator(hiddenLayers=[32], epochs=2, batchSize=32, seed=3, verbose=0)
-    model = Pipeline(stages=[VectorAssembler(inputCols=data.columns[:64], outputCol="features"), estimator]).fit(data)
-    model.write().overwrite().save(str(tmp_path / "python-pipeline"))
-    python_out = probabilities(model.transform(data))
-    spark_submit("dlbridge.examples.PipelineRunner", str(tmp_path / "python-pipeline"),
-                 str(tmp_path / "input"), str(tmp_path / "scala-output"))
-    assert_same_predictions(python_out, probabilities(spark.read.parquet(str(tmp_path / "scala-output"))))
+def test_pyspark_saved_pipeline_predicts_the_same_in_scala(spark, runs) -> None:
+    scala_out = probabilities(spark.read.parquet(str(runs.root / "python-pipeline-in-scala")))
+    assert_same_predictions(runs.python_out, scala_out)

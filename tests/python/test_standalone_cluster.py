@@ -151,7 +151,7 @@ def test_python_worker_killed_mid_fit(cluster, data, reliability, mode) -> None:
 
 
 @pytest.mark.slow
-def test_hostile_traffic_during_a_fit(cluster, data, reliability) -> None:
+def test_hostile_traffic_during_a_fit(cluster, data, reliability, tmp_path) -> None:
     train, test = data
     _wait_for_executors(cluster, 2)
     baseline = listening_ports(os.getpid())
@@ -160,7 +160,7 @@ def test_hostile_traffic_during_a_fit(cluster, data, reliability) -> None:
         thread, out = run_in_thread(lambda: _estimator("hogwild").setEpochs(16).fit(train))
         epochs.wait_finished(1, 300)
         rss_before = rss_bytes(os.getpid())
-        with HostileTraffic(_server_port(baseline)) as attack:
+        with HostileTraffic(_server_port(baseline), str(tmp_path)) as attack:
             attack.run()
             thread.join(FIT_TIMEOUT)
         growth = max(attack.peak_rss, rss_bytes(os.getpid())) - rss_before

@@ -6,7 +6,6 @@ graph raises in one training step, once per marker file.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Iterator
 
 import pytest
@@ -16,13 +15,17 @@ from conftest import build_spark
 from dlbridge.trainer import TrainingOptions, fit
 from trainer_helpers import accuracy, assert_no_leaks, digits_frames, port_of
 
-MARKER = os.path.join(tempfile.mkdtemp(prefix="dlbridge-retry-"), "failed-once")
+@pytest.fixture(scope="module")
+def marker(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The file whose absence arms the injected failure (the failing step creates it)."""
+    path = str(tmp_path_factory.mktemp("retry") / "failed-once")
+    open(path, "w").close()  # disarmed until a test removes it
+    return path
 
 
 @pytest.fixture(scope="module")
 def retry_spark() -> Iterator:
     """A session allowing 2 attempts per task."""
-    open(MARKER, "w").close()  # disarmed until a test removes it
     session = build_spark("local[2,2]")
     try:
         yield session
@@ -32,12 +35,12 @@ def retry_spark() -> Iterator:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["hogwild", "sync"])
-def test_failed_task_is_retried_and_rejoins(retry_spark, mode):
+def test_failed_task_is_retried_and_rejoins(retry_spark, marker, mode):
     train, x_test, y_test = digits_frames(retry_spark)
     opts = TrainingOptions(mode=mode, epochs=10, batchSize=32, optimizerOptions='{"learning_rate": 0.005}')
-    os.remove(MARKER)  # arm: the first process to run a second step creates the marker and fails
-    result = fit(train, "features", "label", "fail_once_mlp", opts, model_args={"marker": MARKER})
-    assert os.path.exists(MARKER), "the injected failure never happened"
+    os.remove(marker)  # arm: the first process to run a second step creates the marker and fails
+    result = fit(train, "features", "label", "fail_once_mlp", opts, model_args={"marker": marker})
+    assert os.path.exists(marker), "the injected failure never happened"
     rows = train.count()
     assert all(h["samples"] == rows for h in result.history)  # every epoch complete after the retry
     assert accuracy(result.model, x_test, y_test) >= 0.93

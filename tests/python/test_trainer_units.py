@@ -333,3 +333,37 @@ def test_a_users_loss_may_branch_on_tensors_and_leaves_no_generated_source_behin
     assert float(step(y_true, np.full((2, 3), 5.0, np.float32))) == pytest.approx(1.0)
     assert float(step(y_true, np.full((2, 3), 0.5, np.float32))) == pytest.approx(0.5)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_loss_autograph_cannot_convert_runs_as_it_is_and_leaves_no_generated_source_behind(tmp_path, monkeypatch):
+    """A loss pickled by value keeps only the globals its body uses: AutoGraph's converted module then fails
+    on an annotation naming another (here ``Any``) after writing its source; the loss runs unconverted and
+    the file is removed (the anomaly example's loss, shipped with --py-files, left one per Python worker)."""
+    import importlib.util
+    import sys
+    import tempfile
+
+    import tensorflow as tf
+    from pyspark import cloudpickle
+
+    from dlbridge.trainer.objectives import loss_for, pack_loss
+
+    source = tmp_path / "by_value_loss.py"
+    source.write_text("from typing import Any\n\n\ndef absolute_error(y_true: Any, y_pred: Any) -> Any:\n"
+                      "    import keras\n\n    return keras.ops.mean(keras.ops.abs(y_true - y_pred), axis=-1)\n")
+    spec = importlib.util.spec_from_file_location("by_value_loss", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "by_value_loss", module)
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        packed = pack_loss(module.absolute_error)
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    loss = loss_for("absolute_error", False, packed)
+    step = tf.function(lambda y, p: loss(y, p), autograph=False)
+    assert float(step(np.zeros((2, 3), np.float32), np.full((2, 3), 0.5, np.float32))) == pytest.approx(0.5)
+    assert list(temp.iterdir()) == []

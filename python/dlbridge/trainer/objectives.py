@@ -300,23 +300,48 @@ def _autograph_converted(loss: Callable[..., Any]) -> Callable[..., Any]:
     only the user's code. AutoGraph writes the converted source to a temp file
     that it removes only at interpreter exit, which Spark's Python workers skip
     (they leave through ``os._exit``); the module is loaded by then, so the file
-    is removed here. A loss AutoGraph cannot convert is used as it is.
+    is removed here. A loss AutoGraph cannot convert is used as it is, and the
+    file of a conversion that failed after writing it is removed too (a loss
+    unpickled by value keeps only the globals its body uses, so annotations that
+    name others, such as ``typing.Any``, fail when the converted module runs).
     """
-    import os
-    import tempfile
-
     import tensorflow as tf
 
     try:
         converted = tf.autograph.to_graph(loss)
-    except Exception:  # noqa: BLE001 - e.g. a callable object; graph mode still runs it unconverted
+    except Exception as e:  # noqa: BLE001 - e.g. a callable object; graph mode still runs it unconverted
+        _remove_generated_sources(_files_in_tracebacks(e))
         return loss
-    generated = getattr(getattr(converted, "__code__", None), "co_filename", "")
-    if os.path.basename(generated).startswith("__autograph_generated_file") and \
-            os.path.dirname(generated) == tempfile.gettempdir():
-        with contextlib.suppress(OSError):
-            os.remove(generated)
+    _remove_generated_sources([getattr(getattr(converted, "__code__", None), "co_filename", "")])
     return converted
+
+
+def _files_in_tracebacks(error: BaseException) -> list[str]:
+    """The source files of every frame in ``error``'s traceback and in those of its causes and contexts."""
+    files: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        files.append(str(getattr(current, "filename", "") or ""))  # a SyntaxError names its file
+        frame = current.__traceback__
+        while frame is not None:
+            files.append(frame.tb_frame.f_code.co_filename)
+            frame = frame.tb_next
+        current = current.__cause__ or current.__context__
+    return files
+
+
+def _remove_generated_sources(paths: list[str]) -> None:
+    """Remove the AutoGraph-generated source files among ``paths`` (in the temp directory, by AutoGraph's prefix)."""
+    import os
+    import tempfile
+
+    for path in set(paths):
+        if os.path.basename(path).startswith("__autograph_generated_file") and \
+                os.path.dirname(path) == tempfile.gettempdir():
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def check_loss_runs(objective: Objective, model: Any, input_dim: int, label: LabelInfo) -> None:

@@ -1,10 +1,15 @@
 package dlbridge
 
 import org.apache.spark.sql.SparkSession
-import org.scalatest.{BeforeAndAfterAll, Suite}
+import org.scalatest.Suite
 
-/** One `local[2]` SparkSession per suite, with the test UDF module imported into the backend. */
-trait SparkSessionSuite extends BeforeAndAfterAll { self: Suite =>
+/**
+ * A `local[2]` SparkSession for the suite, with the test UDF module imported into the backend: the
+ * [[SharedSparkSession]] of its `extraConf`, shared with the other suites of the same conf. After the
+ * suite, its cached data and temporary views are dropped (the next suite finds the session as it was)
+ * and its temporary directories ([[TempDirectories]]) deleted.
+ */
+trait SparkSessionSuite extends TempDirectories { self: Suite =>
 
   /** Extra Spark conf for the suite's session. */
   protected def extraConf: Map[String, String] = Map.empty
@@ -13,20 +18,14 @@ trait SparkSessionSuite extends BeforeAndAfterAll { self: Suite =>
 
   override protected def beforeAll(): Unit = {
     super.beforeAll()
-    val builder = SparkSession.builder()
-      .master("local[2]")
-      .appName(getClass.getSimpleName)
-      .config("spark.ui.enabled", "false")
-      .config("spark.sql.shuffle.partitions", "4")
-      .config("spark.python.worker.reuse", "true")
-      .config("spark.task.maxFailures", "1")
-      .config("spark.dlbridge.python.modules", "dlbridge_test_udfs")
-    extraConf.foreach { case (k, v) => builder.config(k, v) }
-    spark = builder.getOrCreate()
+    spark = SharedSparkSession.get(extraConf)
   }
 
   override protected def afterAll(): Unit = {
-    try if (spark != null) spark.stop()
-    finally super.afterAll()
+    try if (spark != null && !spark.sparkContext.isStopped) {
+      spark.streams.active.foreach(_.stop())
+      spark.catalog.clearCache()
+      spark.catalog.listTables().collect().filter(_.isTemporary).foreach(t => spark.catalog.dropTempView(t.name))
+    } finally super.afterAll()
   }
 }

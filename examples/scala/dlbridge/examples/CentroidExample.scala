@@ -16,6 +16,7 @@ import org.apache.spark.sql.functions.{col, cos, sin}
  *   --conf spark.dlbridge.python.modules=centroids \
  *   --class dlbridge.examples.CentroidExample <examples jar> [fit <pipelineDir> <resultDir> | load <pipelineDir> <resultDir>]
  * }}}
+ * (several commands, e.g. `fit <dir> <dir> load <dir> <dir>`, run one after the other)
  * `fit` (the default) fits the pipeline on the training rows and saves it to `pipelineDir` when
  * given; `load` loads a saved one (for example saved from PySpark). Both predict the test rows and
  * write them, with their predictions, as Parquet to `resultDir` when given.
@@ -24,7 +25,7 @@ object CentroidExample {
 
   def main(args: Array[String]): Unit = {
     val spark = SparkSession.builder().appName("dlbridge PythonEstimator example").getOrCreate()
-    try run(spark, args.toSeq)
+    try FitOrLoad.commands(args.toSeq).foreach(run(spark, _))
     finally spark.stop()
   }
 
@@ -46,8 +47,7 @@ object CentroidExample {
   /** The test rows: ids 4000 until 5000. */
   def test(spark: SparkSession): DataFrame = input(spark, 4000, 5000)
 
-  private def run(spark: SparkSession, args: Seq[String]): Unit = {
-    val cli = new FitOrLoad(args)
+  private def run(spark: SparkSession, cli: FitOrLoad): Unit = {
     val model = cli.pipeline {
       val stage = new PythonEstimator().setFunction("centroid_classifier")
         .setFunctionParams("""{"shrink": 0.1}""")

@@ -4,16 +4,19 @@ import org.apache.spark.ml.PipelineModel
 import org.apache.spark.sql.SparkSession
 
 /**
- * Loads a saved PipelineModel (from Scala, Java or PySpark), transforms a Parquet input and
- * writes the result as Parquet: `PipelineRunner <pipeline dir> <input parquet> <output parquet>`.
+ * Loads saved PipelineModels (from Scala, Java or PySpark), transforms a Parquet input with each and
+ * writes the result as Parquet: `PipelineRunner <pipeline dir> <input parquet> <output parquet> [...]`,
+ * one triple per pipeline, all in one application.
  */
 object PipelineRunner {
   def main(args: Array[String]): Unit = {
-    require(args.length == 3, "usage: PipelineRunner <pipeline dir> <input parquet> <output parquet>")
+    require(args.nonEmpty && args.length % 3 == 0,
+      "usage: PipelineRunner <pipeline dir> <input parquet> <output parquet> [<pipeline dir> <input> <output> ...]")
     val spark = SparkSession.builder().appName("dlbridge pipeline runner").getOrCreate()
     try {
-      val model = PipelineModel.load(args(0))
-      model.transform(spark.read.parquet(args(1))).write.mode("overwrite").parquet(args(2))
+      args.grouped(3).foreach { case Array(pipeline, input, output) =>
+        PipelineModel.load(pipeline).transform(spark.read.parquet(input)).write.mode("overwrite").parquet(output)
+      }
     } finally spark.stop()
   }
 }

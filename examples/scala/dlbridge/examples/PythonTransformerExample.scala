@@ -15,6 +15,7 @@ import org.apache.spark.sql.functions.{col, sum}
  *   --conf spark.dlbridge.python.modules=example_udfs \
  *   --class dlbridge.examples.PythonTransformerExample <examples jar> [fit <pipelineDir> <resultDir> | load <pipelineDir> <resultDir>]
  * }}}
+ * (several commands, e.g. `fit <dir> <dir> load <dir> <dir>`, run one after the other)
  * `fit` (the default) builds and saves the pipeline; `load` loads a saved one (for example saved
  * from PySpark). Both write the transformed rows as Parquet to `resultDir` when given.
  */
@@ -22,7 +23,7 @@ object PythonTransformerExample {
 
   def main(args: Array[String]): Unit = {
     val spark = SparkSession.builder().appName("dlbridge PythonTransformer example").getOrCreate()
-    try run(spark, args.toSeq)
+    try FitOrLoad.commands(args.toSeq).foreach(run(spark, _))
     finally spark.stop()
   }
 
@@ -30,8 +31,7 @@ object PythonTransformerExample {
   def input(spark: SparkSession): DataFrame =
     spark.range(0, 10000, 1, 4).select((col("id") / 1000.0).as("x"))
 
-  private def run(spark: SparkSession, args: Seq[String]): Unit = {
-    val cli = new FitOrLoad(args)
+  private def run(spark: SparkSession, cli: FitOrLoad): Unit = {
     val model = cli.pipeline {
       val stage = new PythonTransformer().setFunction("polynomial")
         .setFunctionParams("""{"coefficients": [1.0, -2.0, 0.5]}""")

@@ -84,7 +84,7 @@ class KerasDirtyDataSuite extends AnyFunSuite with SparkSessionSuite {
   }
 
   test("a corrupt model file fails naming the user's path (fromFile and modelFile)") {
-    val path = Files.createTempDirectory("dlbridge-dirty").resolve("broken.keras")
+    val path = tempDir("dlbridge-dirty").resolve("broken.keras")
     Files.write(path, "not a zip archive".getBytes("UTF-8"))
     assertParts(messageOf(KerasModel.fromFile(path.toString)), s"KerasModel.fromFile path '$path'",
       "not a loadable Keras v3 .keras archive", "Fix")

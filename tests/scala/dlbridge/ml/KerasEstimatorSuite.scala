@@ -60,7 +60,7 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
   }
 
   test("read/write: a saved and reloaded model predicts the same numbers") {
-    val dir = Files.createTempDirectory("dlbridge-keras").resolve("model").toString
+    val dir = tempDir("dlbridge-keras").resolve("model").toString
     model.write.overwrite().save(dir)
     val loaded = KerasModel.load(dir)
     assert(loaded.uid == model.uid && loaded.getEpochs == 14)
@@ -136,7 +136,7 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
     assert(summary.metric("val_accuracy").forall(a => a > 0.0 && a <= 1.0))
     assert(summary.metric("auc").length == 2 && summary.metric("auc").sameElements(summary.metric("val_auc")))
     assert(summary.metric("auc").forall(a => a > 0.5 && a <= 1.0), summary.metric("auc").mkString(", "))
-    val dir = Files.createTempDirectory("dlbridge-keras-pipeline").resolve("p").toString
+    val dir = tempDir("dlbridge-keras-pipeline").resolve("p").toString
     fitted.write.overwrite().save(dir)
     val loaded = PipelineModel.load(dir)
     assert(loaded.stages.head.isInstanceOf[KerasModel])
@@ -162,17 +162,13 @@ class KerasEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
   }
 
   test("a JVM fit (companion backend) checkpoints through Hadoop's FileSystem and resumes from it") {
-    val dir = Files.createTempDirectory("dlbridge-checkpoints")
-    try {
-      val est = new KerasEstimator().setHiddenLayers(Array(16)).setEpochs(1).setBatchSize(64).setVerbose(0)
-        .setCheckpointDir(dir.toUri.toString).setCheckpointInterval(1)
-      assert(est.fit(train).summary.resumedFromEpoch == 0)
-      assert(Files.exists(dir.resolve("epoch-000001.npz")))
-      val resumed = est.setEpochs(2).fit(train).summary
-      assert(resumed.resumedFromEpoch == 1 && resumed.epochNumbers.sameElements(Array(2)))
-    } finally {
-      Files.walk(dir).sorted(java.util.Comparator.reverseOrder()).forEach(p => Files.delete(p))
-    }
+    val dir = tempDir("dlbridge-checkpoints")
+    val est = new KerasEstimator().setHiddenLayers(Array(16)).setEpochs(1).setBatchSize(64).setVerbose(0)
+      .setCheckpointDir(dir.toUri.toString).setCheckpointInterval(1)
+    assert(est.fit(train).summary.resumedFromEpoch == 0)
+    assert(Files.exists(dir.resolve("epoch-000001.npz")))
+    val resumed = est.setEpochs(2).fit(train).summary
+    assert(resumed.resumedFromEpoch == 1 && resumed.epochNumbers.sameElements(Array(2)))
   }
 
   test("featuresCols: refused together with featuresCol, and a column of another type is named, before any job") {

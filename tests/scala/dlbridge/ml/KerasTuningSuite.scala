@@ -1,7 +1,5 @@
 package dlbridge.ml
 
-import java.nio.file.Files
-
 import dlbridge.SparkSessionSuite
 
 import org.apache.spark.ml.evaluation.MulticlassClassificationEvaluator
@@ -26,7 +24,7 @@ class KerasTuningSuite extends AnyFunSuite with SparkSessionSuite {
     assert(tuned.avgMetrics(0) > tuned.avgMetrics(1) + 0.2, tuned.avgMetrics.mkString(", "))
     val best = tuned.bestModel.asInstanceOf[KerasModel]
     assert(best.getOptimizerOptions == """{"learning_rate": 0.01}""")
-    val dir = Files.createTempDirectory("dlbridge-cv").resolve("cv").toString
+    val dir = tempDir("dlbridge-cv").resolve("cv").toString
     tuned.write.overwrite().save(dir)
     val loaded = CrossValidatorModel.load(dir).bestModel.asInstanceOf[KerasModel]
     val a = best.transform(test).select("probability").collect().map(_.getAs[Vector](0).toArray)

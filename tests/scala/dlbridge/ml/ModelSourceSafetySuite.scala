@@ -28,13 +28,13 @@ class ModelSourceSafetySuite extends AnyFunSuite with SparkSessionSuite {
     "spark.dlbridge.modelFactories.allowed")
 
   private def saved(stage: PipelineStage with org.apache.spark.ml.util.MLWritable): String = {
-    val dir: Path = Files.createTempDirectory("dlbridge-model-source").resolve("stage")
+    val dir: Path = tempDir("dlbridge-model-source").resolve("stage")
     stage.write.save(dir.toString)
     dir.toString
   }
 
   test("load refuses a module:function the application does not allow, before Python starts") {
-    val target = Files.createTempDirectory("dlbridge-pwned").resolve("pwned")
+    val target = tempDir("dlbridge-pwned").resolve("pwned")
     val attack = quick(new KerasEstimator()).setModelFactory("os:system")
       .setModelFactoryArgs(s"""{"command": "touch $target"}""")
     val estimatorPath = saved(attack)
@@ -52,7 +52,7 @@ class ModelSourceSafetySuite extends AnyFunSuite with SparkSessionSuite {
   }
 
   test("fit names the factory, the fix and the registered factories; nothing runs") {
-    val target = Files.createTempDirectory("dlbridge-pwned").resolve("pwned")
+    val target = tempDir("dlbridge-pwned").resolve("pwned")
     Seq("no_such_factory", "os:system").foreach { factory =>
       val est = quick(new KerasEstimator()).setModelFactory(factory)
         .setModelFactoryArgs(s"""{"command": "touch $target"}""")

@@ -1,6 +1,5 @@
 package dlbridge.ml
 
-import java.nio.file.Files
 import java.util.concurrent.{CountDownLatch, TimeUnit}
 import java.util.concurrent.atomic.AtomicInteger
 
@@ -51,8 +50,6 @@ class PythonEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
   private def accuracy(df: DataFrame, column: String = "prediction"): Double =
     df.filter(col(column) === col("label")).count().toDouble / df.count()
 
-  private def tempDir(prefix: String): String = Files.createTempDirectory(prefix).resolve("stage").toString
-
   test("fit and transform: the predictions match the labels, the state is the fit's files") {
     val model = estimator().fit(training)
     assert(model.isInstanceOf[PythonModel] && model.uid.startsWith("pythonEstimator_"))
@@ -66,7 +63,7 @@ class PythonEstimatorSuite extends AnyFunSuite with SparkSessionSuite {
 
   test("read/write: a fitted Pipeline and a PythonModel saved and loaded give identical predictions") {
     val fitted = new Pipeline().setStages(Array(estimator())).fit(training)
-    val dir = tempDir("dlbridge-python-estimator")
+    val dir = tempDir("dlbridge-python-estimator").resolve("stage").toString
     try {
       fitted.write.overwrite().save(s"$dir/pipeline")
       val loaded = PipelineModel.load(s"$dir/pipeline")

@@ -1,7 +1,5 @@
 package dlbridge.ml
 
-import java.nio.file.Files
-
 import dlbridge.SparkSessionSuite
 
 import org.apache.spark.ml.functions.vector_to_array
@@ -28,7 +26,7 @@ class StreamingSuite extends AnyFunSuite with SparkSessionSuite {
 
   /** Two Parquet files of `id`, `x`, `vec` (Vector) and `arr` (array<double>); returns the directory. */
   private def writeInputs(): String = {
-    val dir = Files.createTempDirectory("dlbridge-stream-in").resolve("data").toString
+    val dir = tempDir("dlbridge-stream-in").resolve("data").toString
     val rng = new scala.util.Random(9)
     for (file <- 0 until 2) {
       val rows = (0 until rowsPerFile).map { i =>
@@ -46,7 +44,7 @@ class StreamingSuite extends AnyFunSuite with SparkSessionSuite {
 
   /** Runs `frame` into a Parquet sink with `trigger` until two micro-batches with data ran; reads it back. */
   private def runToParquet(frame: DataFrame, trigger: Trigger): DataFrame = {
-    val out = Files.createTempDirectory("dlbridge-stream-out").toString
+    val out = tempDir("dlbridge-stream-out").toString
     val query: StreamingQuery = frame.writeStream.format("parquet").option("path", s"$out/data")
       .option("checkpointLocation", s"$out/checkpoint").trigger(trigger).start()
     def batchesWithData: Int = query.recentProgress.count(_.numInputRows > 0)

@@ -17,6 +17,7 @@ import dlbridge.ml.{KerasEstimator, PythonTransformer}
 class BridgeFailureSuite extends AnyFunSuite {
 
   private def withSession(conf: (String, String)*)(body: SparkSession => Unit): Unit = {
+    dlbridge.SharedSparkSession.stop()  // one SparkContext per JVM: this suite needs its own conf
     val builder = SparkSession.builder().master("local[2]").appName("bridge-failure")
       .config("spark.ui.enabled", "false")
       .config("spark.task.maxFailures", "1")

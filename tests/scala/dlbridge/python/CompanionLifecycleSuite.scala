@@ -13,6 +13,7 @@ import dlbridge.ml.PythonTransformer
 class CompanionLifecycleSuite extends AnyFunSuite {
 
   private def session(conf: (String, String)*): SparkSession = {
+    dlbridge.SharedSparkSession.stop()  // one SparkContext per JVM: this suite needs its own conf
     val builder = SparkSession.builder().master("local[2]").appName("companion-lifecycle")
       .config("spark.ui.enabled", "false")
       .config("spark.dlbridge.python.modules", "dlbridge_test_udfs")
