@@ -10,7 +10,8 @@ Spark figure is end to end with the ``noop`` writer consuming every output row:
   (``predict`` calls ``model.predict(x)``);
 * (c) ``predict_batch_udf`` calling the model directly (``model(x, training=False)``);
 * (d) raw Keras in this process on the same numpy rows (``model.predict`` and a
-  ``tf.function`` forward pass over 1024-row slices; the better one is the reference);
+  ``tf.function`` forward pass over 1024-row slices, each the median of 3 passes started 2 s
+  after the last Spark job; the better one is the reference);
 * ``KerasModel.transform`` from Scala and from PySpark, on ``Vector`` and on ``array<float>``
   input (both packed into float32 rows on the JVM), once ``dlbridge.ml.KerasModel`` exists.
 
@@ -138,22 +139,36 @@ def predict_batch_udfs(model_path: str, batch_size: int, threads: int | None) ->
             "direct": predict_batch_udf(make(True), **common)}
 
 
-def raw_keras_rows_per_s(model: Any, x: np.ndarray, batch_size: int) -> dict[str, float]:
-    """Raw Keras in this process over ``x``: model.predict, and a tf.function forward pass."""
+def raw_keras_rows_per_s(model: Any, x: np.ndarray, batch_size: int, passes: int = 3,
+                         settle_seconds: float = 2.0) -> dict[str, float]:
+    """Raw Keras in this process over ``x``: model.predict, and a tf.function forward pass.
+
+    Each is the median of ``passes`` passes over ``x``, started ``settle_seconds`` after the
+    caller's last Spark job, so that the JVM's work after a job (its garbage collection, the
+    cleanup of the job's state) does not land on the reference's two cores.
+    """
     import tensorflow as tf
 
     step = tf.function(lambda b: model(b, training=False),
                        input_signature=[tf.TensorSpec([None, FEATURES], tf.float32)])
     step(x[:batch_size])
     model.predict(x[:batch_size], batch_size=batch_size, verbose=0)
-    start = time.perf_counter()
-    model.predict(x, batch_size=batch_size, verbose=0)
-    predict = len(x) / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for i in range(0, len(x), batch_size):
-        step(x[i:i + batch_size]).numpy()
-    direct = len(x) / (time.perf_counter() - start)
-    return {"model.predict": predict, "tf.function forward": direct}
+    time.sleep(settle_seconds)
+
+    def predict() -> None:
+        model.predict(x, batch_size=batch_size, verbose=0)
+
+    def direct() -> None:
+        for i in range(0, len(x), batch_size):
+            step(x[i:i + batch_size]).numpy()
+
+    rates: dict[str, list[float]] = {"model.predict": [], "tf.function forward": []}
+    for _ in range(passes):
+        for name, run in (("model.predict", predict), ("tf.function forward", direct)):
+            start = time.perf_counter()
+            run()
+            rates[name].append(len(x) / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def keras_model_stage_rows_per_s(spark: SparkSession, inputs: dict[str, tuple[DataFrame, int]], model_path: str,
