@@ -38,6 +38,13 @@ class PreparedData:
     label: LabelInfo
     cached: list = dataclasses.field(default_factory=list)
 
+    def partitions_only(self):
+        """The training input's partitions (and locality) with one empty column: the input of jobs that replay
+        the workers' input files (:mod:`dlbridge.trainer.partition_cache`) or remove them."""
+        from pyspark.sql import functions as F
+
+        return (self.cached[0] if self.cached else self.train).select(F.lit(None).cast("boolean").alias("_"))
+
     def unpersist(self) -> None:
         """Release the cached input (``train`` and ``validation`` may be filtered views of it)."""
         for frame in self.cached or [f for f in (self.train, self.validation) if f is not None]:
@@ -280,11 +287,28 @@ def minibatches(batches: Iterator, batch_size: int, input_dim: int, label_dim: i
     plus one mini-batch carried over; the last mini-batch of a partition may be short.
     With ``targets_are_features`` each mini-batch's targets are its features.
     """
-    carry = None
+    return minibatches_of(windows(batches, input_dim, label_dim, sparse, targets_are_features, weighted),
+                          batch_size, rng)
+
+
+def windows(batches: Iterator, input_dim: int, label_dim: int, sparse: bool, targets_are_features: bool = False,
+            weighted: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
+    """Each non-empty Arrow record batch as :func:`to_numpy`'s arrays (one shuffling window)."""
     for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        arrays = to_numpy(batch, input_dim, label_dim, sparse, targets_are_features, weighted)
+        if batch.num_rows:
+            yield to_numpy(batch, input_dim, label_dim, sparse, targets_are_features, weighted)
+
+
+def minibatches_of(windows: Iterator[tuple[np.ndarray, ...]], batch_size: int,
+                   rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, ...]]:
+    """Mini-batches of ``batch_size`` rows cut from consecutive windows (the rest carried to the next one).
+
+    With ``rng`` the rows of each window (with the carried rows in front) are
+    permuted first. The same windows and generator give the same mini-batches,
+    whether the windows come from Arrow or from :mod:`dlbridge.trainer.partition_cache`.
+    """
+    carry = None
+    for arrays in windows:
         if carry is not None:
             arrays = tuple(np.concatenate([c, a]) for c, a in zip(carry, arrays))
         if rng is not None:

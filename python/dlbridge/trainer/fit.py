@@ -18,7 +18,8 @@ from dlbridge.trainer.progress import Progress
 from dlbridge.trainer.protocol import new_secret
 from dlbridge.trainer.server import ParameterServer, check_capacity
 from dlbridge.trainer.store import WeightStore
-from dlbridge.trainer.worker import STATS_SCHEMA, WorkerSpec, evaluate_function, train_function
+from dlbridge.trainer.worker import (STATS_SCHEMA, WorkerSpec, evaluate_function, remove_input_function,
+                                     replay_function, train_function)
 
 logger = logging.getLogger("dlbridge.trainer")
 DEFAULT_TIMEOUT = 300.0
@@ -264,7 +265,7 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
         history = []
         for epoch in range(resumed + 1, options.epochs + 1):
             with progress.epoch_jobs(epoch):
-                history.append(_epoch(data, spec, server, epoch, model, hooks))
+                history.append(_epoch(data, spec, server, epoch, model, hooks, replay=epoch > resumed + 1))
             progress.epoch_done(history[-1])
             if hooks.after_epoch(history[-1], model):
                 break
@@ -273,6 +274,9 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
         server.on_abort = None
         sc.removeJobTag(tag)
         server.close()
+        if options.epochs > resumed + 1:
+            with progress.jobs("removing the workers' input files"):
+                _remove_input_files(data, fit_id)
     _compile(model, objective, store.optimizer)
     summary = {"mode": options.mode, "num_workers": options.numWorkers, "loss": objective.loss,
                "task": objective.task, "address": f"{host}:{server.port}", "tls": tls is not None, **stats}
@@ -280,15 +284,9 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
 
 
 def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int, model,
-           hooks: EpochHooks) -> dict[str, Any]:
+           hooks: EpochHooks, replay: bool) -> dict[str, Any]:
     started = time.monotonic()
-    sync = spec.options.mode == "sync"
-    job = data.train.mapInArrow(train_function(spec, epoch), STATS_SCHEMA, barrier=sync)
-    if sync:
-        # Spark never retries a failed barrier *result* stage; behind a shuffle it is a
-        # map stage, which Spark re-runs as a whole (every worker restarts the epoch).
-        job = job.repartition(1)
-    rows = _run_job(job, server, epoch)
+    rows = _train_epoch(data, spec, server, epoch, replay)
     seconds = time.monotonic() - started
     merged = state.merge_reports([(r["state"], r["samples"]) for r in rows], state.state_size(model))
     if merged is not None:
@@ -300,6 +298,52 @@ def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch:
         record.update(_validate(data, spec, server, epoch, hooks))
     _check_finite(record, spec.options)
     return record
+
+
+def _train_epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int, replay: bool) -> list:
+    """The workers' statistics rows of one epoch.
+
+    The first epoch of a run streams the cached input to the workers, which keep
+    it on their executors' local disks while more epochs follow; the later
+    epochs replay those files (:mod:`dlbridge.trainer.partition_cache`). Partitions
+    whose files are not where their task ran are streamed again (in ``sync``
+    mode, every partition: the barrier trains all together or not at all).
+    """
+    keep = epoch < spec.options.epochs
+    if not replay:
+        return _run_job(_training_job(data.train, spec, train_function(spec, epoch, keep)), server, epoch)
+    rows = _run_job(_training_job(data.partitions_only(), spec, replay_function(spec, epoch)), server, epoch)
+    missing = frozenset(r["partition"] for r in rows if r["missing"])
+    if not missing:
+        return rows
+    if spec.options.mode == "sync":
+        logger.info("dlbridge trainer: epoch %d streams every partition again: partition(s) %s had no input files "
+                    "on the executor that ran them, and sync mode trains all partitions together", epoch,
+                    sorted(missing))
+        return _run_job(_training_job(data.train, spec, train_function(spec, epoch, keep)), server, epoch)
+    logger.info("dlbridge trainer: epoch %d streams partition(s) %s again (no input files on the executor that "
+                "ran them)", epoch, sorted(missing))
+    from pyspark.sql import functions as F
+
+    again = data.train.where(F.spark_partition_id().isin(*missing))
+    return [r for r in rows if not r["missing"]] + _run_job(
+        _training_job(again, spec, train_function(spec, epoch, keep, missing)), server, epoch)
+
+
+def _training_job(frame, spec: WorkerSpec, function):
+    sync = spec.options.mode == "sync"
+    job = frame.mapInArrow(function, STATS_SCHEMA, barrier=sync)
+    # Spark never retries a failed barrier *result* stage; behind a shuffle it is a
+    # map stage, which Spark re-runs as a whole (every worker restarts the epoch).
+    return job.repartition(1) if sync else job
+
+
+def _remove_input_files(data: PreparedData, fit_id: str) -> None:
+    """Delete the workers' input files of this fit (best effort: an executor's files go with it anyway)."""
+    try:
+        data.partitions_only().mapInArrow(remove_input_function(fit_id), "done boolean").collect()
+    except Exception as e:  # noqa: BLE001 - the fit's own outcome matters more; Spark may be stopping
+        logger.info("dlbridge trainer: could not remove the workers' input files of fit %s: %s", fit_id, e)
 
 
 def _check_finite(record: dict[str, Any], options: TrainingOptions) -> None:

@@ -6,13 +6,14 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from dlbridge.trainer import partition_cache
 from dlbridge.trainer.client import ServerConnection
-from dlbridge.trainer.data import minibatches
+from dlbridge.trainer.data import minibatches, minibatches_of, windows
 from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.runtime import runtime_for
 
 STATS_SCHEMA = ("partition int, samples long, loss_sum double, pushes long, correct long, state binary, "
-                "metrics binary")
+                "metrics binary, missing boolean")
 EVAL_BATCH = 1024
 
 
@@ -45,6 +46,7 @@ class _Stats:
         self.partition, self.samples, self.loss_sum, self.pushes, self.correct = partition, 0, 0.0, 0, 0
         self.state = b""  # the worker model's non-trainable float state after training (see state.py)
         self.metrics = b""  # validation metrics' state (see metrics.py), when options.metrics is set
+        self.missing = False  # a replaying task found no input files for its partition (and did not train)
 
     def add(self, loss: float, n: int, correct: int = 0) -> None:
         self.samples += n
@@ -58,16 +60,51 @@ class _Stats:
             {"partition": pa.array([self.partition], pa.int32()), "samples": pa.array([self.samples], pa.int64()),
              "loss_sum": pa.array([self.loss_sum], pa.float64()), "pushes": pa.array([self.pushes], pa.int64()),
              "correct": pa.array([self.correct], pa.int64()), "state": pa.array([self.state], pa.binary()),
-             "metrics": pa.array([self.metrics], pa.binary())})
+             "metrics": pa.array([self.metrics], pa.binary()), "missing": pa.array([self.missing], pa.bool_())})
 
 
-def train_function(spec: WorkerSpec, epoch: int) -> Callable[[Iterator], Iterator]:
-    """The ``mapInArrow`` function of one training epoch (captures only its arguments)."""
+def train_function(spec: WorkerSpec, epoch: int, keep_input: bool,
+                   only: frozenset[int] | None = None) -> Callable[[Iterator], Iterator]:
+    """The ``mapInArrow`` function of one training epoch over the prepared input (captures only its arguments).
+
+    With ``keep_input`` each task also writes its partition's input files for later
+    epochs (:mod:`dlbridge.trainer.partition_cache`). With ``only``, tasks of
+    other partitions drain their input (none, when the job filters it) and yield no row.
+    """
 
     def train(batches: Iterator) -> Iterator:
-        return train_partition(spec, epoch, batches)
+        return train_partition(spec, epoch, batches, keep_input, only)
 
     return train
+
+
+def replay_function(spec: WorkerSpec, epoch: int) -> Callable[[Iterator], Iterator]:
+    """The ``mapInArrow`` function of an epoch that trains on the input files of the first.
+
+    Its input rows carry no data (they are drained); a task without its
+    partition's files reports ``missing`` instead of training. In ``sync`` mode
+    either every worker of the barrier trains or none does (then each reports
+    whether its own files were there).
+    """
+
+    def train(batches: Iterator) -> Iterator:
+        return replay_partition(spec, epoch, batches)
+
+    return train
+
+
+def remove_input_function(fit_id: str) -> Callable[[Iterator], Iterator]:
+    """The ``mapInArrow`` function deleting a fit's input files on the executors it runs on."""
+
+    def remove(batches: Iterator) -> Iterator:
+        import pyarrow as pa
+
+        for _ in batches:
+            pass
+        partition_cache.remove_fit(fit_id)
+        yield pa.RecordBatch.from_pydict({"done": pa.array([True])})
+
+    return remove
 
 
 def evaluate_function(spec: WorkerSpec) -> Callable[[Iterator], Iterator]:
@@ -79,22 +116,57 @@ def evaluate_function(spec: WorkerSpec) -> Callable[[Iterator], Iterator]:
     return evaluate
 
 
-def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator:
+def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator, keep_input: bool = False,
+                    only: frozenset[int] | None = None) -> Iterator:
     """Train on one partition's stream for one epoch; yield one row of statistics."""
     from pyspark import TaskContext
 
     context = TaskContext.get()
     partition = context.partitionId() if context else 0
+    if only is not None and partition not in only:
+        for _ in batches:
+            pass
+        return
+    opts = spec.options
+    source = windows(batches, spec.input_dim, spec.label_dim, spec.sparse, spec.targets_are_features,
+                     bool(opts.weightCol))
+    if keep_input:
+        source = partition_cache.caching(source, spec.fit_id, partition)
+    key = _stage_attempt_key(context, opts.mode)
+    yield _train(spec, epoch, context, partition, key, source).record_batch()
+
+
+def replay_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator:
+    """Train on the partition's input files of this executor; report ``missing`` if it has none."""
+    from pyspark import TaskContext
+
+    for _ in batches:  # one narrow column per row, only to give the job the input's partitions and locality
+        pass
+    context = TaskContext.get()
+    partition = context.partitionId() if context else 0
+    present = partition_cache.has_partition(spec.fit_id, partition)
+    key, everyone = 0, present
+    if spec.options.mode == "sync" and context is not None:
+        key, everyone = _barrier_agreement(context, present)
+    if not everyone:  # no training: the driver streams the missing partitions (in sync mode, all of them)
+        stats = _Stats(partition)
+        stats.missing = not present
+        yield stats.record_batch()
+        return
+    yield _train(spec, epoch, context, partition, key, partition_cache.replay(spec.fit_id, partition)).record_batch()
+
+
+def _train(spec: WorkerSpec, epoch: int, context, partition: int, stage_attempt_key: int,
+           source: Iterator[tuple[np.ndarray, ...]]) -> _Stats:
+    opts = spec.options
     attempt = context.attemptNumber() if context else 0
     runtime = runtime_for(spec)
-    opts = spec.options
     rng = np.random.default_rng([opts.seed % 2 ** 64, epoch, partition]) if opts.shuffle else None
-    stream = minibatches(batches, opts.batchSize, spec.input_dim, spec.label_dim, spec.sparse, rng,
-                         spec.targets_are_features, bool(opts.weightCol))
+    stream = minibatches_of(source, opts.batchSize, rng)
     stats = _Stats(partition)
     with _connect(spec) as conn:
         conn.hello({"partition": partition, "epoch": epoch, "attempt": attempt,
-                    "stage_attempt_key": _stage_attempt_key(context, spec.options.mode), "num_params": spec.num_params})
+                    "stage_attempt_key": stage_attempt_key, "num_params": spec.num_params})
         if opts.stepsPerSync == 1:
             _gradient_loop(runtime, conn, stream, stats)
         else:
@@ -103,7 +175,7 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator
         if opts.mode == "sync":
             conn.done({"epoch": epoch})
     stats.state = runtime.state().tobytes()
-    yield stats.record_batch()
+    return stats
 
 
 def _stage_attempt_key(context, mode: str) -> int:
@@ -117,9 +189,18 @@ def _stage_attempt_key(context, mode: str) -> int:
     """
     if mode != "sync" or context is None:
         return 0
+    return _barrier_agreement(context, True)[0]
+
+
+def _barrier_agreement(context, present: bool) -> tuple[int, bool]:
+    """``(stage attempt key, every task has its input files)`` agreed by all tasks of a barrier stage."""
+    import json
+
     from pyspark import BarrierTaskContext
 
-    return min(int(t) for t in BarrierTaskContext.get().allGather(str(context.taskAttemptId())))
+    answers = [json.loads(a) for a in BarrierTaskContext.get().allGather(
+        json.dumps([context.taskAttemptId(), present]))]
+    return min(int(a[0]) for a in answers), all(bool(a[1]) for a in answers)
 
 
 def evaluate_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:
