@@ -26,13 +26,31 @@ def _windows(rows: list[int], weighted: bool, autoencoder: bool) -> list[tuple[n
     return out
 
 
-def _input_root(spark) -> str:
-    return os.path.join(spark.sparkContext._jvm.org.apache.spark.SparkFiles.getRootDirectory(),
-                        partition_cache.CACHE_DIR)
+@pytest.fixture(scope="module")
+def input_root(spark) -> str:
+    """Where the Python workers of this session keep input files (asked of a worker)."""
+
+    def local_dir(batches):  # defined here so that it is pickled by value, not by this module's name
+        import os
+
+        import pyarrow as pa
+
+        for _ in batches:
+            pass
+        yield pa.RecordBatch.from_pydict({"dir": [os.environ["SPARK_LOCAL_DIRS"].split(",")[0]]})
+
+    local = spark.range(1).mapInArrow(local_dir, "dir string").first()["dir"]
+    return os.path.join(local, partition_cache.CACHE_DIR)
+
+
+@pytest.fixture
+def local_dirs(input_root, monkeypatch) -> None:
+    """Outside a task, the driver process sees the workers' SPARK_LOCAL_DIRS as a Python worker would."""
+    monkeypatch.setenv("SPARK_LOCAL_DIRS", os.path.dirname(input_root))
 
 
 @pytest.mark.parametrize("weighted,autoencoder", [(False, False), (True, False), (False, True)])
-def test_replay_gives_back_every_window_in_order(spark, weighted, autoencoder) -> None:
+def test_replay_gives_back_every_window_in_order(local_dirs, weighted, autoencoder) -> None:
     fit_id, written = uuid.uuid4().hex, _windows([5, 3, 7], weighted, autoencoder)
     passed = list(partition_cache.caching(iter(written), fit_id, 2))
     assert all(a is b for w, p in zip(written, passed) for a, b in zip(w, p))  # handed on unchanged
@@ -50,7 +68,7 @@ def test_replay_gives_back_every_window_in_order(spark, weighted, autoencoder) -
     assert not os.path.exists(partition_cache.fit_dir(fit_id))
 
 
-def test_an_empty_partition_replays_nothing_and_an_unfinished_one_keeps_no_file(spark) -> None:
+def test_an_empty_partition_replays_nothing_and_an_unfinished_one_keeps_no_file(local_dirs) -> None:
     fit_id = uuid.uuid4().hex
     try:
         assert list(partition_cache.caching(iter([]), fit_id, 0)) == []
@@ -64,10 +82,9 @@ def test_an_empty_partition_replays_nothing_and_an_unfinished_one_keeps_no_file(
         partition_cache.remove_fit(fit_id)
 
 
-def test_no_file_is_kept_when_the_disk_would_run_short(spark, monkeypatch) -> None:
+def test_no_file_is_kept_when_the_disk_would_run_short(input_root, local_dirs, monkeypatch) -> None:
     fit_id = uuid.uuid4().hex
-    files_root = os.path.dirname(_input_root(spark))
-    monkeypatch.setattr(partition_cache, "MIN_FREE_BYTES", shutil.disk_usage(files_root).free)
+    monkeypatch.setattr(partition_cache, "MIN_FREE_BYTES", shutil.disk_usage(os.path.dirname(input_root)).free)
     try:
         assert len(list(partition_cache.caching(iter(_windows([4, 4], False, False)), fit_id, 0))) == 2
         assert not partition_cache.has_partition(fit_id, 0)
@@ -84,14 +101,14 @@ def regression(spark):
 
 
 @contextlib.contextmanager
-def _files_removed_after_epoch_1(spark, pattern: str) -> Iterator[list[str]]:
+def _files_removed_after_epoch_1(input_root: str, pattern: str) -> Iterator[list[str]]:
     """Deletes the workers' input files matching ``pattern`` when epoch 1's progress line is printed."""
     removed: list[str] = []
 
     class Remove(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if " epoch 1/" in record.getMessage():
-                for path in glob.glob(os.path.join(_input_root(spark), "*", pattern)):
+                for path in glob.glob(os.path.join(input_root, "*", pattern)):
                     shutil.rmtree(path)
                     removed.append(os.path.basename(path))
 
@@ -103,37 +120,37 @@ def _files_removed_after_epoch_1(spark, pattern: str) -> Iterator[list[str]]:
         progress.removeHandler(handler)
 
 
-def _sync_fit(df, spark=None, pattern: str | None = None):
+def _sync_fit(df, input_root: str = "", pattern: str | None = None):
     opts = TrainingOptions(mode="sync", epochs=3, batchSize=16, optimizer="adam", loss="mse", seed=5, verbose=1,
                            optimizerOptions='{"learning_rate": 0.01}')
     if pattern is None:
         return fit(df, "x", "y", small_model(), opts), []
-    with _files_removed_after_epoch_1(spark, pattern) as removed:
+    with _files_removed_after_epoch_1(input_root, pattern) as removed:
         return fit(df, "x", "y", small_model(), opts), removed
 
 
 def test_sync_streams_the_epoch_again_when_a_partition_lost_its_files_with_identical_weights(
-        spark, regression, caplog) -> None:
+        input_root, regression, caplog) -> None:
     reference, _ = _sync_fit(regression)
     with caplog.at_level(logging.INFO, logger="dlbridge.trainer"):
-        disturbed, removed = _sync_fit(regression, spark, "part-1")
+        disturbed, removed = _sync_fit(regression, input_root, "part-1")
     assert removed == ["part-1"]
     assert "epoch 2 streams every partition again: partition(s) [1] had no input files" in caplog.text
     assert "epoch 3 streams" not in caplog.text  # epoch 2 wrote the files again
     assert [h["samples"] for h in disturbed.history] == [h["samples"] for h in reference.history] == [240] * 3
     for a, b in zip(reference.model.get_weights(), disturbed.model.get_weights()):
         np.testing.assert_array_equal(a, b)  # sync with one seed is deterministic: replayed == streamed input
-    assert not os.listdir(_input_root(spark))  # each fit removed its files when it ended
+    assert not os.listdir(input_root)  # each fit removed its files when it ended
 
 
-def test_hogwild_streams_only_the_partition_that_lost_its_files(spark, regression, caplog) -> None:
+def test_hogwild_streams_only_the_partition_that_lost_its_files(input_root, regression, caplog) -> None:
     opts = TrainingOptions(mode="hogwild", epochs=3, batchSize=16, loss="mse", verbose=1)
     with caplog.at_level(logging.INFO, logger="dlbridge.trainer"), \
-            _files_removed_after_epoch_1(spark, "part-0") as removed:
+            _files_removed_after_epoch_1(input_root, "part-0") as removed:
         result = fit(regression, "x", "y", small_model(), opts)
     assert removed == ["part-0"]
     assert "epoch 2 streams partition(s) [0] again" in caplog.text
     assert "epoch 3 streams" not in caplog.text  # epoch 2 wrote partition 0's files again
     assert [h["samples"] for h in result.history] == [240] * 3
     assert result.history[-1]["loss"] < result.history[0]["loss"]
-    assert not os.listdir(_input_root(spark))
+    assert not os.listdir(input_root)

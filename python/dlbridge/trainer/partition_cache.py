@@ -18,10 +18,15 @@ replaced) reports it, and the driver streams that partition from Spark's cache
 again (:func:`dlbridge.trainer.fit._epoch`). Caching is skipped when the
 local disk would keep less than :data:`MIN_FREE_BYTES` free.
 
-Files live under ``<SparkFiles root>/dlbridge-input/<fit id>/``: the fit
-removes them with one small job when it ends (:func:`remove_fit`), and Spark
-deletes the whole root with the executor, so a fit that dies with its driver
-leaves nothing behind after the application.
+Files live in the executor's first Spark local directory (the block
+manager's, which Spark gives Python workers as ``SPARK_LOCAL_DIRS``, where it
+also keeps its own shuffle and cache files), under
+``dlbridge-input/<fit id>/``. The fit removes them with one small job when it
+ends (:func:`remove_fit`); an executor that job does not reach (it died, or
+the job ran elsewhere) keeps them until Spark deletes that directory: when the
+executor stops, or, for an executor that was killed, when the cluster manager
+removes the application's directories (a standalone worker does when the
+application ends; YARN and Kubernetes with the container).
 """
 from __future__ import annotations
 
@@ -43,10 +48,17 @@ _SAME_AS_FIRST = "features"  # a window's targets that are its features (autoenc
 
 
 def fit_dir(fit_id: str) -> str:
-    """This executor's directory for the input files of fit ``fit_id`` (created on demand)."""
-    from pyspark import SparkFiles
+    """This executor's directory for the input files of fit ``fit_id`` (created on demand).
 
-    return os.path.join(SparkFiles.getRootDirectory(), CACHE_DIR, fit_id)
+    It is in the first of ``SPARK_LOCAL_DIRS`` (set in every Python worker);
+    outside a Spark task (tests on the driver) in the SparkFiles root.
+    """
+    local = os.environ.get("SPARK_LOCAL_DIRS", "").split(",")[0]
+    if not local:
+        from pyspark import SparkFiles
+
+        local = SparkFiles.getRootDirectory()
+    return os.path.join(local, CACHE_DIR, fit_id)
 
 
 def _partition_dir(fit_id: str, partition: int) -> str:
