@@ -15,7 +15,7 @@ when its partition was read to the end), so a task that fails or is killed
 leaves no partial cache that a later epoch could read. A task that finds no
 file for its partition (another executor ran it, or its executor was
 replaced) reports it, and the driver streams that partition from Spark's cache
-again (:func:`dlbridge.trainer.fit._epoch`). Caching is skipped when the
+again (:func:`dlbridge.trainer.fit._train_epoch`). Caching is skipped when the
 local disk would keep less than :data:`MIN_FREE_BYTES` free.
 
 Files live in the executor's first Spark local directory (the block
@@ -50,8 +50,8 @@ _SAME_AS_FIRST = "features"  # a window's targets that are its features (autoenc
 def fit_dir(fit_id: str) -> str:
     """This executor's directory for the input files of fit ``fit_id`` (created on demand).
 
-    It is in the first of ``SPARK_LOCAL_DIRS`` (set in every Python worker);
-    outside a Spark task (tests on the driver) in the SparkFiles root.
+    It is in the first of ``SPARK_LOCAL_DIRS``, which Spark sets in every Python
+    worker; in a process without it, in the application's SparkFiles root.
     """
     local = os.environ.get("SPARK_LOCAL_DIRS", "").split(",")[0]
     if not local:
