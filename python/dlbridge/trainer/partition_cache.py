@@ -16,7 +16,8 @@ leaves no partial cache that a later epoch could read. A task that finds no
 file for its partition (another executor ran it, or its executor was
 replaced) reports it, and the driver streams that partition from Spark's cache
 again (:func:`dlbridge.trainer.fit._train_epoch`). Caching is skipped when the
-local disk would keep less than :data:`MIN_FREE_BYTES` free.
+local disk would keep less than :data:`MIN_FREE_BYTES` free, or when the
+files cannot be written: training goes on either way.
 
 Files live in the executor's first Spark local directory (the block
 manager's, which Spark gives Python workers as ``SPARK_LOCAL_DIRS``, where it
@@ -116,24 +117,33 @@ class _Writer:
     def __init__(self, fit_id: str, partition: int) -> None:
         self._final = _partition_dir(fit_id, partition)
         self._dir: str | None = f"{self._final}.tmp-{uuid.uuid4().hex}"
-        os.makedirs(self._dir)
         self._files: list = []
         self._manifest: dict = {"rows": [], "arrays": [], "layout": []}
+        try:
+            os.makedirs(self._dir)
+        except OSError as e:
+            self._give_up(f"its directory cannot be created ({e})")
 
     def add(self, arrays: tuple[np.ndarray, ...]) -> None:
         if self._dir is None:
             return
-        if not self._files:
-            self._open(arrays)
-        size = sum(a.nbytes for a in arrays)
-        if shutil.disk_usage(self._dir).free < size + MIN_FREE_BYTES:
-            logger.info("dlbridge trainer: not keeping the input of %s on local disk (less than %d bytes "
-                        "would stay free); later epochs stream it from Spark's cache", self._final, MIN_FREE_BYTES)
-            self.discard()
+        try:
+            if not self._files:
+                self._open(arrays)
+            if shutil.disk_usage(self._dir).free < sum(a.nbytes for a in arrays) + MIN_FREE_BYTES:
+                self._give_up(f"less than {MIN_FREE_BYTES} bytes of local disk would stay free")
+                return
+            for f, position in zip(self._files, self._stored_positions()):
+                f.write(np.ascontiguousarray(arrays[position]).data)
+        except OSError as e:  # training goes on without the files; a later epoch streams the partition
+            self._give_up(f"writing failed ({e})")
             return
-        for f, position in zip(self._files, self._stored_positions()):
-            f.write(np.ascontiguousarray(arrays[position]).data)
         self._manifest["rows"].append(len(arrays[0]))
+
+    def _give_up(self, why: str) -> None:
+        logger.info("dlbridge trainer: not keeping the input of %s on local disk: %s; later epochs stream it "
+                    "from Spark's cache", self._final, why)
+        self.discard()
 
     def _open(self, arrays: tuple[np.ndarray, ...]) -> None:
         layout: list = []
@@ -152,14 +162,14 @@ class _Writer:
     def commit(self) -> None:
         if self._dir is None:
             return
-        for f in self._files:
-            f.close()
-        with open(os.path.join(self._dir, MANIFEST), "w", encoding="utf-8") as f:
-            json.dump(self._manifest, f)
         try:
+            for f in self._files:
+                f.close()
+            with open(os.path.join(self._dir, MANIFEST), "w", encoding="utf-8") as f:
+                json.dump(self._manifest, f)
             os.rename(self._dir, self._final)
-        except OSError:  # another attempt of this partition published first: its files are as good
-            return
+        except OSError:  # another attempt published this partition first (its files are as good), or the
+            return       # disk failed: discard() removes ours, and a later epoch streams the partition
         self._dir = None
 
     def discard(self) -> None:
