@@ -99,8 +99,7 @@ def remove_input_function(fit_id: str) -> Callable[[Iterator], Iterator]:
     def remove(batches: Iterator) -> Iterator:
         import pyarrow as pa
 
-        for _ in batches:
-            pass
+        _drain(batches)
         partition_cache.remove_fit(fit_id)
         yield pa.RecordBatch.from_pydict({"done": pa.array([True])})
 
@@ -124,8 +123,7 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator, keep_input:
     context = TaskContext.get()
     partition = context.partitionId() if context else 0
     if only is not None and partition not in only:
-        for _ in batches:
-            pass
+        _drain(batches)
         return
     opts = spec.options
     source = windows(batches, spec.input_dim, spec.label_dim, spec.sparse, spec.targets_are_features,
@@ -140,8 +138,7 @@ def replay_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterato
     """Train on the partition's input files of this executor; report ``missing`` if it has none."""
     from pyspark import TaskContext
 
-    for _ in batches:  # one narrow column per row, only to give the job the input's partitions and locality
-        pass
+    _drain(batches)  # one null column per row, only to give the job the input's partitions and locality
     context = TaskContext.get()
     partition = context.partitionId() if context else 0
     present = partition_cache.has_partition(spec.fit_id, partition)
@@ -176,6 +173,12 @@ def _train(spec: WorkerSpec, epoch: int, context, partition: int, stage_attempt_
             conn.done({"epoch": epoch})
     stats.state = runtime.state().tobytes()
     return stats
+
+
+def _drain(batches: Iterator) -> None:
+    """Read a task's input to its end (a Python worker that leaves input unread is not reused)."""
+    for _ in batches:
+        pass
 
 
 def _stage_attempt_key(context, mode: str) -> int:
