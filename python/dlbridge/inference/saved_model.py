@@ -29,7 +29,7 @@ from typing import Any, Iterator, List, Tuple
 import numpy as np
 
 from dlbridge import tensorflow_threads
-from dlbridge.inference.model_cache import Loaded, size
+from dlbridge.inference.model_cache import Loaded, compiled_forward, size
 
 __all__ = ["ARCHIVE", "describe", "load_layer", "load_prepared"]
 
@@ -180,11 +180,7 @@ def load_prepared(archive: bytes, endpoint: str, threads: int | None = None) -> 
     shapes = _shapes(input_spec, output_spec, endpoint, source)
     dtype = input_spec.dtype
     spec = tf.TensorSpec([None, *shapes["inputShape"]], tf.float32)
-    step = tf.function(lambda x: tf.nest.flatten(layer(tf.cast(x, dtype)))[0], input_signature=[spec],
-                       reduce_retracing=True, autograph=False)
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        return step(x).numpy()
+    forward = compiled_forward(lambda x: tf.nest.flatten(layer(tf.cast(x, dtype)))[0], spec)
 
     logger.info("loaded SavedModel (%d bytes, endpoint %s) in pid %d; intra-op threads %s", len(archive), endpoint,
                 os.getpid(), intra)
