@@ -140,6 +140,25 @@ def test_sync_round_averages_by_samples_and_times_out():
     assert time.monotonic() - started < 3
 
 
+def test_graph_steps_take_exactly_their_signature_so_calls_bind_directly():
+    import inspect
+
+    import tensorflow as tf
+
+    from dlbridge.trainer.runtime import _GraphStep
+
+    def step(x, y, w=None):  # as the runtime's steps: w only when the fit has a weightCol
+        return tf.reduce_sum(x) * 2.0 + tf.reduce_sum(y) + (0.0 if w is None else tf.reduce_sum(w))
+
+    spec = tf.TensorSpec([None], tf.float32)
+    unweighted, weighted = _GraphStep(step, [spec, spec]), _GraphStep(step, [spec, spec, spec])
+    assert float(unweighted(np.ones(3), np.ones(2))) == pytest.approx(8.0)
+    assert float(weighted(np.ones(3), np.ones(2), np.ones(4))) == pytest.approx(12.0)
+    # A traced function with a parameter the signature leaves out (w=None) fails the concrete function's
+    # structured binding on every call, formatting the tensors into an error that TensorFlow then drops.
+    assert [len(inspect.signature(s._function.python_function).parameters) for s in (unweighted, weighted)] == [2, 3]
+
+
 def test_frames_have_the_documented_layout():
     assert p.HEADER.size == 5 and struct.unpack("<BI", p.HEADER.pack(p.PULL, 7)) == (p.PULL, 7)
 
