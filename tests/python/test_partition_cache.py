@@ -92,11 +92,13 @@ def test_no_file_is_kept_when_the_disk_would_run_short(input_root, local_dirs, m
         partition_cache.remove_fit(fit_id)
 
 
-def test_a_local_dir_that_cannot_be_written_keeps_no_file_and_the_windows_still_flow(monkeypatch) -> None:
+def test_a_local_dir_that_cannot_be_written_keeps_no_file_and_the_windows_still_flow(monkeypatch, caplog) -> None:
     monkeypatch.setenv("SPARK_LOCAL_DIRS", "/dev/null/not-a-directory")
     written = _windows([4, 4], False, False)
-    assert [w[0] for w in partition_cache.caching(iter(written), uuid.uuid4().hex, 0)] == [w[0] for w in written]
+    with caplog.at_level(logging.INFO, logger="dlbridge.trainer"):
+        assert [w[0] for w in partition_cache.caching(iter(written), uuid.uuid4().hex, 0)] == [w[0] for w in written]
     assert not os.path.exists("/dev/null/not-a-directory")
+    assert "not keeping the input" in caplog.text and "later epochs stream it from Spark's cache" in caplog.text
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import itertools
 import logging
 import threading
 from contextlib import nullcontext
-from typing import ContextManager
+from typing import Any, ContextManager
 
 import numpy as np
 
@@ -79,7 +79,7 @@ class WeightStore:
                 self._apply_gradient(values)
             self.version = next(self._versions)
 
-    def _apply_gradient(self, values) -> None:
+    def _apply_gradient(self, values: Any) -> None:  # a float32 tf.Tensor of num_params values
         import tensorflow as tf
 
         try:
