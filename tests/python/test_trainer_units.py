@@ -126,7 +126,7 @@ def test_sync_round_averages_by_samples_and_times_out():
     store = _store()
     coordinator = SyncCoordinator(store, num_workers=2, timeout=1.0)
     _, before = store.read()
-    gens = [coordinator.hello(i, epoch=1) for i in range(2)]
+    gens = [coordinator.join(i, epoch=1, task_attempt_id=i) for i in range(2)]
     ones = np.ones(store.num_params, np.float32)
     thread = threading.Thread(target=coordinator.push, args=(0, gens[0], ones, 1, False))
     thread.start()
@@ -177,20 +177,47 @@ def test_sync_generation_follows_the_stage_attempt():
 
     store = _store()
     coordinator = SyncCoordinator(store, num_workers=2, timeout=5.0)
-    old = coordinator.hello(0, epoch=2, stage_attempt_key=0)
+    old = coordinator.join(0, epoch=2, task_attempt_id=10)
     ones = np.ones(store.num_params, np.float32)
     errors: list[str] = []
     straggler = threading.Thread(target=lambda: errors.append(_push_error(coordinator, old, ones)))
-    straggler.start()  # blocked in a round that partition 1 of attempt 0 never joins
-    new = coordinator.hello(1, epoch=2, stage_attempt_key=1)  # the retried barrier stage
+    straggler.start()  # blocked in a round that partition 1 of the first attempt never joins
+    new = coordinator.join(0, epoch=2, task_attempt_id=13)  # the retried barrier stage: its ids are higher
     straggler.join(5)
     assert new > old and "attempt" in errors[0]  # superseded while waiting, or refused if it came late
     with pytest.raises(SyncAborted, match="straggler of an older attempt"):
-        coordinator.hello(0, epoch=2, stage_attempt_key=0)
+        coordinator.join(1, epoch=2, task_attempt_id=9)  # at or below the failed attempt's ids
     with pytest.raises(SyncAborted, match="straggler"):
-        coordinator.hello(0, epoch=1, stage_attempt_key=3)
-    assert coordinator.hello(0, epoch=2, stage_attempt_key=1) == new  # joins the retried attempt
-    assert coordinator.hello(0, epoch=3, stage_attempt_key=0) > new  # a later epoch starts afresh
+        coordinator.join(0, epoch=1, task_attempt_id=30)  # an older epoch
+    assert coordinator.join(1, epoch=2, task_attempt_id=14) == new  # joins the retried attempt
+    assert coordinator.wait_for_all(1, new) is True
+    assert coordinator.join(0, epoch=3, task_attempt_id=20) > new  # a later epoch starts afresh
+
+
+def test_sync_workers_meet_before_training_and_learn_whether_every_input_is_there():
+    from dlbridge.trainer.sync import SyncAborted, SyncCoordinator
+
+    coordinator = SyncCoordinator(_store(), num_workers=2, timeout=1.0)
+    answers: dict[int, bool] = {}
+
+    def worker(partition: int, present: bool) -> None:
+        generation = coordinator.join(partition, epoch=2, task_attempt_id=partition, present=present)
+        answers[partition] = coordinator.wait_for_all(partition, generation)
+
+    threads = [threading.Thread(target=worker, args=(0, True))]
+    threads[0].start()
+    time.sleep(0.2)
+    assert not answers  # partition 0 waits for partition 1
+    threads.append(threading.Thread(target=worker, args=(1, False)))  # its input files are gone
+    threads[1].start()
+    for thread in threads:
+        thread.join(5)
+    assert answers == {0: False, 1: False}  # neither trains: the driver streams the epoch again
+    alone = coordinator.join(0, epoch=3, task_attempt_id=5)
+    started = time.monotonic()
+    with pytest.raises(SyncAborted, match="timed out after 1s waiting for 1 worker\\(s\\) to join"):
+        coordinator.wait_for_all(0, alone)
+    assert time.monotonic() - started < 3
 
 
 def _push_error(coordinator, generation: int, values: np.ndarray) -> str:

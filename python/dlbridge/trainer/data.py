@@ -39,11 +39,17 @@ class PreparedData:
     cached: list = dataclasses.field(default_factory=list)
 
     def partitions_only(self):
-        """The training input's partitions (and locality) with one empty column: the input of jobs that replay
-        the workers' input files (:mod:`dlbridge.trainer.partition_cache`) or remove them."""
+        """The training input's partitions (and locality) without its rows: the input of jobs that replay
+        the workers' input files (:mod:`dlbridge.trainer.partition_cache`) or remove them.
+
+        The rows are dropped in the JVM (by a filter no optimizer can fold away, which
+        would lose the partitions), so no task streams its partition to Python only for
+        the worker to discard it.
+        """
         from pyspark.sql import functions as F
 
-        return (self.cached[0] if self.cached else self.train).select(F.lit(None).cast("boolean").alias("_"))
+        frame = self.cached[0] if self.cached else self.train
+        return frame.where(F.spark_partition_id() < 0).select(F.lit(None).cast("boolean").alias("_"))
 
     def unpersist(self) -> None:
         """Release the cached input (``train`` and ``validation`` may be filtered views of it)."""

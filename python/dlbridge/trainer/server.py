@@ -321,11 +321,15 @@ class ParameterServer:
             raise p.ProtocolError(f"worker model has {message.get('num_params')} parameters; "
                                   f"the server holds {self.store.num_params}")
         _require_ints(message, "partition", "epoch")
+        answer = {"mode": self.mode, "num_params": self.store.num_params}
         if self._sync:
+            _require_ints(message, "task_attempt_id")
             partition = int(message["partition"])
-            state["generation"] = self._sync.hello(partition, int(message["epoch"]), int(message.get("stage_attempt_key", 0)))
-            state["partition"] = partition
-        p.send_json(conn, p.ACK, {"mode": self.mode, "num_params": self.store.num_params})
+            state["generation"] = self._sync.join(partition, int(message["epoch"]), int(message["task_attempt_id"]),
+                                                  bool(message.get("present", True)))
+            state["partition"] = partition  # from here, a lost connection aborts the generation
+            answer["everyone_present"] = self._sync.wait_for_all(partition, state["generation"])
+        p.send_json(conn, p.ACK, answer)
 
     def _on_push(self, conn: socket.socket, payload: memoryview, state: dict[str, Any]) -> None:
         if len(payload) < p.PUSH_HEADER.size:

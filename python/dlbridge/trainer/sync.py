@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -40,41 +41,70 @@ class SyncCoordinator:
         self._sum = np.zeros(store.num_params, dtype=np.float64)
         self._scratch = np.empty_like(self._sum)
         self._weights: tuple[int, np.ndarray] = store.read()
-        self._key: tuple[int, int] | None = None  # (epoch, stage attempt key) of the generation
+        self._epoch: int | None = None  # the epoch of the current generation
+        self._floor = -1  # task attempt ids up to this one belong to failed attempts of this epoch's stage
+        self._members: dict[int, int] = {}  # partition -> task attempt id, of the current generation
+        self._all_present = True
         self._generation = 0
         self._round = 0
         self._reset_round()
         self._done: set[int] = set()
         self._error: str | None = None
 
-    def hello(self, partition: int, epoch: int, stage_attempt_key: int = 0) -> int:
-        """Join the barrier of ``epoch``; returns the generation to quote in pushes.
+    def join(self, partition: int, epoch: int, task_attempt_id: int, present: bool = True) -> int:
+        """Join the barrier of ``epoch`` as the task ``task_attempt_id``; returns the generation to quote.
 
-        Spark retries a failed barrier stage as a whole; ``stage_attempt_key`` is
-        the same for every worker of one stage attempt and grows with each retry
-        (see ``worker._stage_attempt_key``). The first hello of a later epoch or
-        of a higher key starts a new generation from a clean state (wakes and
-        refuses every worker of the older one). A hello of an older epoch or key
-        is refused with :class:`SyncAborted`.
+        A generation is one attempt of one epoch's barrier stage. Spark retries a
+        failed barrier stage as a whole, and launches every task of the retry after
+        all tasks of the failed attempt, so task attempt ids (unique in the
+        application) grow from one attempt to the next. So a second task for a
+        partition that already joined, with a higher id, starts a new generation
+        from a clean state (every worker of the older one is woken and refused),
+        and a task of an older epoch, or with an id no higher than the failed
+        attempt's, is refused with :class:`SyncAborted`. ``present`` says whether
+        the task has its partition's input files (see :meth:`wait_for_all`).
         """
         if not 0 <= partition < self._num_workers:
             raise SyncAborted(f"partition {partition} outside 0..{self._num_workers - 1}")
-        key = (epoch, stage_attempt_key)
         with self._cond:
-            if self._key is not None and key < self._key:
-                raise SyncAborted(
-                    f"worker of partition {partition} belongs to epoch {epoch}, stage attempt key "
-                    f"{stage_attempt_key}, but the sync stage is now at epoch {self._key[0]}, attempt key "
-                    f"{self._key[1]}: this task is a straggler of an older attempt; Spark retries "
-                    "the stage as a whole, so nothing is lost by refusing it")
-            if key != self._key:
-                self._key = key
-                self._generation += 1
-                self._reset_round()
-                self._done = set()
-                self._error = None
-                self._cond.notify_all()
+            if self._epoch is not None and epoch < self._epoch:
+                raise SyncAborted(f"worker of partition {partition} belongs to epoch {epoch}, but the sync stage "
+                                  f"is now at epoch {self._epoch}: this task is a straggler of an older attempt; "
+                                  "Spark retries the stage as a whole, so nothing is lost by refusing it")
+            if epoch != self._epoch:
+                self._new_generation(epoch, floor=-1)
+            elif task_attempt_id <= self._floor or task_attempt_id <= self._members.get(partition, -1):
+                raise SyncAborted(f"worker of partition {partition} (task {task_attempt_id}) belongs to an older "
+                                  f"attempt of epoch {epoch}'s sync stage: this task is a straggler of an older "
+                                  "attempt; Spark retries the stage as a whole, so nothing is lost by refusing it")
+            elif partition in self._members:  # the first task of a retried attempt
+                self._new_generation(epoch, floor=max(self._members.values()))
+            self._members[partition] = task_attempt_id
+            self._all_present = self._all_present and present
+            self._cond.notify_all()
             return self._generation
+
+    def wait_for_all(self, partition: int, generation: int) -> bool:
+        """Block until every worker of ``generation`` has joined; True if every one has its input files.
+
+        In a replayed epoch, either every worker trains on its own input files or
+        none does (the driver then streams the epoch again): a barrier stage trains
+        all partitions together.
+        """
+        with self._cond:
+            self._wait(lambda: len(self._members) == self._num_workers or self._generation != generation
+                       or self._error, lambda: f"{self._num_workers - len(self._members)} worker(s) to join")
+            self._check(partition, generation)
+            return self._all_present
+
+    def _new_generation(self, epoch: int, floor: int) -> None:
+        self._epoch, self._floor = epoch, floor
+        self._members, self._all_present = {}, True
+        self._generation += 1
+        self._reset_round()
+        self._done = set()
+        self._error = None
+        self._cond.notify_all()
 
     def push(self, partition: int, generation: int, values: np.ndarray, samples: int,
              delta: bool) -> tuple[int, np.ndarray]:
@@ -94,7 +124,8 @@ class SyncCoordinator:
             self._delta = delta
             rnd = self._round
             self._maybe_apply()
-            self._wait(lambda: self._round != rnd or self._generation != generation or self._error)
+            self._wait(lambda: self._round != rnd or self._generation != generation or self._error,
+                       lambda: f"{self._num_workers - len(self._pushed | self._done)} worker(s)")
             if self._generation != generation or (self._round == rnd and self._error):
                 raise SyncAborted(self._error or "round superseded by a retried stage attempt")
             return self._weights
@@ -117,14 +148,13 @@ class SyncCoordinator:
         """A worker disconnected: abort unless it had finished its epoch (or is outdated)."""
         with self._cond:
             if generation == self._generation and partition not in self._done:
-                epoch, attempt = self._key or (None, None)
-                self.abort(f"worker of partition {partition} disconnected in the middle of epoch {epoch} "
-                           f"(stage attempt key {attempt}); Spark retries the barrier stage as a whole")
+                self.abort(f"worker of partition {partition} (task {self._members.get(partition)}) disconnected "
+                           f"in the middle of epoch {self._epoch}; Spark retries the barrier stage as a whole")
 
     def _check(self, partition: int, generation: int) -> None:
         if generation != self._generation:
-            raise SyncAborted(f"worker of partition {partition} belongs to an earlier attempt of the sync "
-                              f"stage; the stage is now at (epoch, stage attempt key) {self._key}")
+            raise SyncAborted(f"worker of partition {partition} belongs to an earlier attempt of epoch "
+                              f"{self._epoch}'s sync stage; a retried attempt has started since")
         if self._error:
             raise SyncAborted(self._error)
         if partition in self._done:
@@ -146,13 +176,12 @@ class SyncCoordinator:
         self._reset_round()
         self._cond.notify_all()
 
-    def _wait(self, predicate) -> None:
+    def _wait(self, predicate: Callable[[], object], waiting_for: Callable[[], str]) -> None:
         deadline = time.monotonic() + self._timeout
         while not predicate():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._error = (f"sync round timed out after {self._timeout:.0f}s waiting for "
-                               f"{self._num_workers - len(self._pushed | self._done)} worker(s)")
+                self._error = f"sync round timed out after {self._timeout:.0f}s waiting for {waiting_for()}"
                 self._cond.notify_all()
                 return
             self._cond.wait(remaining)

@@ -130,40 +130,48 @@ def train_partition(spec: WorkerSpec, epoch: int, batches: Iterator, keep_input:
                      bool(opts.weightCol))
     if keep_input:
         source = partition_cache.caching(source, spec.fit_id, partition)
-    key = _stage_attempt_key(context, opts.mode)
-    yield _train(spec, epoch, context, partition, key, source).record_batch()
+    yield _train(spec, epoch, context, partition, source).record_batch()
 
 
 def replay_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterator:
     """Train on the partition's input files of this executor; report ``missing`` if it has none."""
     from pyspark import TaskContext
 
-    _drain(batches)  # one null column per row, only to give the job the input's partitions and locality
+    _drain(batches)  # no rows (see PreparedData.partitions_only): the job has them only for partitions, locality
     context = TaskContext.get()
     partition = context.partitionId() if context else 0
     present = partition_cache.has_partition(spec.fit_id, partition)
-    key, everyone = 0, present
-    if spec.options.mode == "sync" and context is not None:
-        key, everyone = _barrier_agreement(context, present)
-    if not everyone:  # no training: the driver streams the missing partitions (in sync mode, all of them)
+    if not present and spec.options.mode != "sync":  # the driver streams this partition again
         stats = _Stats(partition)
-        stats.missing = not present
+        stats.missing = True
         yield stats.record_batch()
         return
-    yield _train(spec, epoch, context, partition, key, partition_cache.replay(spec.fit_id, partition)).record_batch()
+    source = partition_cache.replay(spec.fit_id, partition) if present else iter(())
+    yield _train(spec, epoch, context, partition, source, present).record_batch()
 
 
-def _train(spec: WorkerSpec, epoch: int, context, partition: int, stage_attempt_key: int,
-           source: Iterator[tuple[np.ndarray, ...]]) -> _Stats:
+def _train(spec: WorkerSpec, epoch: int, context, partition: int, source: Iterator[tuple[np.ndarray, ...]],
+           present: bool = True) -> _Stats:
+    """Train on ``source`` for one epoch; in ``sync`` mode, only if every worker of the barrier has its input.
+
+    ``present`` is False for a ``sync`` replay task without its input files: it
+    still joins the barrier on the server (which is how every worker learns
+    that this epoch must be streamed again), then trains nobody's batches.
+    """
     opts = spec.options
-    attempt = context.attemptNumber() if context else 0
     runtime = runtime_for(spec)
     rng = np.random.default_rng([opts.seed % 2 ** 64, epoch, partition]) if opts.shuffle else None
     stream = minibatches_of(source, opts.batchSize, rng)
     stats = _Stats(partition)
     with _connect(spec) as conn:
-        conn.hello({"partition": partition, "epoch": epoch, "attempt": attempt,
-                    "stage_attempt_key": stage_attempt_key, "num_params": spec.num_params})
+        answer = conn.hello({"partition": partition, "epoch": epoch,
+                             "attempt": context.attemptNumber() if context else 0,
+                             "task_attempt_id": context.taskAttemptId() if context else 0, "present": present,
+                             "num_params": spec.num_params})
+        if not answer.get("everyone_present", True):  # sync: no worker trains; the driver streams the epoch again
+            stats.missing = not present
+            conn.done({"epoch": epoch})
+            return stats
         if opts.stepsPerSync == 1:
             _gradient_loop(runtime, conn, stream, stats)
         else:
@@ -179,31 +187,6 @@ def _drain(batches: Iterator) -> None:
     """Read a task's input to its end (a Python worker that leaves input unread is not reused)."""
     for _ in batches:
         pass
-
-
-def _stage_attempt_key(context, mode: str) -> int:
-    """A number that grows with every attempt of the ``sync`` barrier stage (0 in other modes).
-
-    PySpark's ``TaskContext`` has no stage attempt number, but Spark launches every
-    task of a retried stage after all tasks of the failed attempt, so task attempt
-    ids (unique in the application) grow: the smallest id of the attempt's tasks,
-    agreed with ``allGather``, is the same for all of them and larger than any
-    earlier attempt's.
-    """
-    if mode != "sync" or context is None:
-        return 0
-    return _barrier_agreement(context, True)[0]
-
-
-def _barrier_agreement(context, present: bool) -> tuple[int, bool]:
-    """``(stage attempt key, every task has its input files)`` agreed by all tasks of a barrier stage."""
-    import json
-
-    from pyspark import BarrierTaskContext
-
-    answers = [json.loads(a) for a in BarrierTaskContext.get().allGather(
-        json.dumps([context.taskAttemptId(), present]))]
-    return min(int(a[0]) for a in answers), all(bool(a[1]) for a in answers)
 
 
 def evaluate_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:
