@@ -97,23 +97,6 @@ def test_pull_push_round_trip_applies_the_gradient(server):
     np.testing.assert_allclose(after, before - 0.5, atol=1e-6)  # SGD with learning rate 1
 
 
-def test_an_overlapped_push_is_answered_after_the_worker_computed_the_next_step(server):
-    """The overlapped loop's order: send a push, compute, then read its answer before the next push."""
-    with ServerConnection("127.0.0.1", server.port, server._secret, server.store.num_params, 5.0) as conn:
-        version, view = conn.pull()
-        before = view.copy()
-        grad = np.full(server.store.num_params, 0.25, dtype=np.float32)
-        answers = []
-        for _ in range(3):
-            conn.send_push(grad, samples=2)
-            time.sleep(0.05)  # the worker's next step; the server applies the push meanwhile
-            answered_version, weights = conn.receive_weights()
-            answers.append((answered_version, weights.copy()))  # the view is reused by the next answer
-    assert [a[0] for a in answers] == [version + 1, version + 2, version + 3]
-    np.testing.assert_allclose(answers[-1][1], before - 0.75, atol=1e-6)  # SGD with learning rate 1
-    np.testing.assert_array_equal(answers[-1][1], server.store.read()[1])
-
-
 def test_wrong_secret_is_rejected(server):
     with pytest.raises((p.ProtocolError, RuntimeError, ConnectionError)):
         ServerConnection("127.0.0.1", server.port, p.new_secret(), server.store.num_params, 5.0)

@@ -36,9 +36,8 @@ handshake deadline; ``fit`` rejects a ``numWorkers`` it cannot serve before
 any Spark job.
 
 Modes: ``hogwild`` applies pushes concurrently without a lock; ``async``
-serialises them under a lock (in both, a worker computes its next gradient
-while the server applies its last push); ``sync`` runs a barrier stage in
-which every step applies the sample-weighted mean of all workers' pushes. A worker whose
+serialises them under a lock; ``sync`` runs a barrier stage in which every
+step applies the sample-weighted mean of all workers' pushes. A worker whose
 partition runs out declares itself done, so partitions may differ in size.
 
 Known limits: non-trainable weights (e.g. BatchNorm statistics) are not served

@@ -112,23 +112,13 @@ class ServerConnection:
     def push(self, values: np.ndarray, samples: int, delta: bool = False,
              want_weights: bool = True) -> tuple[int, np.ndarray] | None:
         """Send a flat gradient (or weight delta); optionally receive fresh weights (as :meth:`pull`)."""
-        self.send_push(values, samples, delta, want_weights)
-        if want_weights:
-            return self.receive_weights()
-        self._expect(p.ACK)
-        return None
-
-    def send_push(self, values: np.ndarray, samples: int, delta: bool = False, want_weights: bool = True) -> None:
-        """Send a PUSH without waiting for its answer; read that with :meth:`receive_weights` before the next
-        request (with ``want_weights``), so that the worker computes while the server applies the push."""
         flags = (p.WANT_WEIGHTS if want_weights else 0) | (p.IS_DELTA if delta else 0)
         data = np.ascontiguousarray(values, dtype="<f4")
         p.send_frame(self._sock, p.PUSH, p.PUSH_HEADER.pack(flags, samples), memoryview(data).cast("B"))
-
-    def receive_weights(self) -> tuple[int, np.ndarray]:
-        """The answer to a :meth:`send_push` that wants weights (the array views the receive buffer, as in
-        :meth:`pull`)."""
-        return self._weights()
+        if want_weights:
+            return self._weights()
+        self._expect(p.ACK)
+        return None
 
     def done(self, message: dict[str, Any]) -> None:
         """Tell the server this worker's data for the epoch is exhausted."""

@@ -26,10 +26,8 @@ class TrainingOptions:
     mode : str
         ``"hogwild"`` (lock-free asynchronous updates), ``"async"``
         (asynchronous, updates serialised by a lock) or ``"sync"`` (barrier
-        stage, every step averages all workers' gradients). In ``hogwild``
-        and ``async`` with ``stepsPerSync=1``, a worker computes its next
-        gradient while the server applies its last push, so each gradient
-        misses that worker's own last update. Defaults to ``"hogwild"``.
+        stage, every step averages all workers' gradients). Defaults to
+        ``"hogwild"``.
     epochs : int
         Passes over the training data. Defaults to ``10``.
     batchSize : int

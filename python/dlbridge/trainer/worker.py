@@ -173,7 +173,7 @@ def _train(spec: WorkerSpec, epoch: int, context, partition: int, source: Iterat
             conn.done({"epoch": epoch})
             return stats
         if opts.stepsPerSync == 1:
-            (_gradient_loop if opts.mode == "sync" else _overlapped_gradient_loop)(runtime, conn, stream, stats)
+            _gradient_loop(runtime, conn, stream, stats)
         else:
             runtime.assign(conn.pull()[1])
             _local_loop(runtime, conn, stream, stats, opts.stepsPerSync)
@@ -221,28 +221,6 @@ def _gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _St
         stats.add(loss.numpy(), len(batch[0]))
         weights = conn.push(grad.numpy(), len(batch[0]))[1]
         stats.pushes += 1
-    runtime.assign(weights)
-
-
-def _overlapped_gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats) -> None:
-    """One exchange per mini-batch, overlapped: each step is computed while the server applies the last push.
-
-    So each gradient is computed on the weights the push before the last returned:
-    they hold every update the server had applied by then, but not this worker's
-    own last one (one step more staleness than :func:`_gradient_loop`).
-    """
-    weights = conn.pull()[1]
-    in_flight = False
-    for batch in stream:
-        loss, grad = runtime.assign_and_gradient(weights, *batch)  # copies ``weights`` into the model
-        stats.add(loss.numpy(), len(batch[0]))
-        if in_flight:
-            weights = conn.receive_weights()[1]
-        conn.send_push(grad.numpy(), len(batch[0]))
-        in_flight = True
-        stats.pushes += 1
-    if in_flight:
-        weights = conn.receive_weights()[1]
     runtime.assign(weights)
 
 

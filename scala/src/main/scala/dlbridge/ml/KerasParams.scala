@@ -65,9 +65,7 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
 
   // ---- trainer options ----
 
-  /** `hogwild` (lock-free async), `async` (async under a lock) or `sync` (barrier, averaged). In `hogwild` and
-   * `async` with `stepsPerSync` 1, a worker computes its next gradient while the server applies its last push
-   * (each gradient misses that worker's own last update). Default: `hogwild`. @group param */
+  /** `hogwild` (lock-free async), `async` (async under a lock) or `sync` (barrier, averaged). Default: `hogwild`. @group param */
   final val mode: Param[String] = new Param[String](this, "mode",
     "training mode: hogwild, async or sync (default: hogwild)",
     ParamValidators.inArray(Array("hogwild", "async", "sync")))
