@@ -79,16 +79,20 @@ def test_a_nan_or_inf_feature_fails_fit_naming_column_count_and_fix(spark, bad) 
                  "handleInvalid='skip'")
 
 
-def test_transform_error_and_skip_on_nan_inf_null_element_and_null_row(spark, model) -> None:
+@pytest.mark.parametrize("element", ["double", "float"])
+def test_transform_error_and_skip_on_nan_inf_null_element_and_null_row(spark, model, element) -> None:
     clean = [(r.tolist(),) for r in np.stack(clean_pandas(8)["features"]).astype(float)]
     bad = [("NaN or infinite", [float("nan")] * 4), ("NaN or infinite", [1.0, float("inf"), 0.0, 0.0]),
+           ("NaN or infinite", [0.0, 0.0, 0.0, float("-inf")]),  # the last value of the row is checked too
            ("a null element", [1.0, None, 0.0, 0.0]), ("a null array", None)]
+    if element == "double":
+        bad.append(("NaN or infinite", [1e39, 0.0, 0.0, 0.0]))  # finite as a double, infinite as float32
     for found, features in bad:
-        single = spark.createDataFrame(clean + [(features,)], "features array<double>")
+        single = spark.createDataFrame(clean + [(features,)], f"features array<{element}>")
         with pytest.raises(Exception) as excinfo:
             model.transform(single).collect()
         assert_parts(error_text(excinfo), "featuresCol 'features' holds a row with", found, "handleInvalid='skip'")
-    every = spark.createDataFrame(clean + [(f,) for _, f in bad], "features array<double>")
+    every = spark.createDataFrame(clean + [(f,) for _, f in bad], f"features array<{element}>")
     assert model.copy().setHandleInvalid("skip").transform(every).count() == 8
 
 
