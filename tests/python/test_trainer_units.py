@@ -194,6 +194,21 @@ def test_sync_generation_follows_the_stage_attempt():
     assert coordinator.join(0, epoch=3, task_attempt_id=20) > new  # a later epoch starts afresh
 
 
+def test_a_retried_sync_attempt_starts_afresh_whichever_partition_joins_first():
+    """The failed attempt's partition 0 never joined; its partition 1 was lost (the generation aborted).
+    The retry's partition 0 joins first: a new generation, not the aborted one it would fail in."""
+    from dlbridge.trainer.sync import SyncAborted, SyncCoordinator
+
+    coordinator = SyncCoordinator(_store(), num_workers=2, timeout=5.0)
+    failed = coordinator.join(1, epoch=4, task_attempt_id=11)
+    coordinator.worker_lost(1, failed)
+    retry = coordinator.join(0, epoch=4, task_attempt_id=13)
+    assert retry > failed and coordinator.join(1, epoch=4, task_attempt_id=14) == retry
+    assert coordinator.wait_for_all(0, retry) is True
+    with pytest.raises(SyncAborted, match="straggler"):
+        coordinator.join(1, epoch=4, task_attempt_id=11)  # the failed attempt's task, late
+
+
 def test_sync_workers_meet_before_training_and_learn_whether_every_input_is_there():
     from dlbridge.trainer.sync import SyncAborted, SyncCoordinator
 

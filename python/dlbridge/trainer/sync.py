@@ -61,12 +61,15 @@ class SyncCoordinator:
         partition that already joined, with a higher id, starts a new generation
         from a clean state (every worker of the older one is woken and refused),
         and a task of an older epoch, or with an id no higher than the failed
-        attempt's, is refused with :class:`SyncAborted`. ``present`` says whether
+        attempt's, is refused with :class:`SyncAborted`. Once a generation is
+        aborted (a worker was lost), a task with a higher id than all its
+        members also starts a new one, whichever partition it trains. ``present`` says whether
         the task has its partition's input files (see :meth:`wait_for_all`).
         """
         if not 0 <= partition < self._num_workers:
             raise SyncAborted(f"partition {partition} outside 0..{self._num_workers - 1}")
         with self._cond:
+            newest = max(self._members.values(), default=-1)
             if self._epoch is not None and epoch < self._epoch:
                 raise SyncAborted(f"worker of partition {partition} belongs to epoch {epoch}, but the sync stage "
                                   f"is now at epoch {self._epoch}: this task is a straggler of an older attempt; "
@@ -77,8 +80,10 @@ class SyncCoordinator:
                 raise SyncAborted(f"worker of partition {partition} (task {task_attempt_id}) belongs to an older "
                                   f"attempt of epoch {epoch}'s sync stage: this task is a straggler of an older "
                                   "attempt; Spark retries the stage as a whole, so nothing is lost by refusing it")
-            elif partition in self._members:  # the first task of a retried attempt
-                self._new_generation(epoch, floor=max(self._members.values()))
+            elif partition in self._members or (self._error and task_attempt_id > newest):
+                # the first task of a retried attempt (an aborted generation never completes: a task that
+                # comes after all of its members belongs to the retry that Spark runs next)
+                self._new_generation(epoch, floor=newest)
             self._members[partition] = task_attempt_id
             self._all_present = self._all_present and present
             self._cond.notify_all()
