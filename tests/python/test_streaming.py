@@ -166,3 +166,18 @@ def test_batch_parquet_with_a_vector_column(spark, tmp_path, keras_file) -> None
     np.testing.assert_allclose(result["y"], result["x"] + 1.0, rtol=0, atol=1e-12)
     assert type(plus.schema["vec"].dataType).__name__ == "VectorUDT"
 
+
+
+def test_batch_parquet_with_only_an_array_column(spark, tmp_path, keras_file) -> None:
+    """Without a UDT column the UDF reads the Parquet scan's columnar batches; the packed features (and the
+    handleInvalid='error' check) are its argument expression, evaluated there too."""
+    path, reference = keras_file
+    x = write_inputs(spark, str(tmp_path / "in"), files=1, seed=13)
+    model = KerasModel.fromFile(path).setFeaturesCol("arr")
+    result = model.transform(spark.read.parquet(str(tmp_path / "in")).drop("vec")).orderBy("id").toPandas()
+    np.testing.assert_allclose(np.stack([v.toArray() for v in result["probability"]]),
+                               reference.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    bad = pd.DataFrame({"id": [0], "arr": [np.full(FEATURES, np.nan, np.float32)]})
+    spark.createDataFrame(bad, "id long, arr array<float>").write.parquet(str(tmp_path / "bad"))
+    with pytest.raises(Exception, match="featuresCol 'arr' holds a row with a NaN or infinite value"):
+        model.transform(spark.read.parquet(str(tmp_path / "bad"))).collect()
