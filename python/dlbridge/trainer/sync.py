@@ -30,7 +30,8 @@ class SyncCoordinator:
     num_workers : int
         Workers in the barrier stage.
     timeout : float
-        Seconds a worker may wait for a round before it is aborted.
+        Seconds a worker may wait for the others to join (:meth:`wait_for_all`)
+        or for a round to complete before it is aborted.
     """
 
     def __init__(self, store: WeightStore, num_workers: int, timeout: float) -> None:
@@ -63,8 +64,9 @@ class SyncCoordinator:
         and a task of an older epoch, or with an id no higher than the failed
         attempt's, is refused with :class:`SyncAborted`. Once a generation is
         aborted (a worker was lost), a task with a higher id than all its
-        members also starts a new one, whichever partition it trains. ``present`` says whether
-        the task has its partition's input files (see :meth:`wait_for_all`).
+        members also starts a new one, whichever partition it trains.
+        ``present`` says whether the task has its partition's input files (see
+        :meth:`wait_for_all`).
         """
         if not 0 <= partition < self._num_workers:
             raise SyncAborted(f"partition {partition} outside 0..{self._num_workers - 1}")
