@@ -128,16 +128,66 @@ def test_sync_round_averages_by_samples_and_times_out():
     _, before = store.read()
     gens = [coordinator.join(i, epoch=1, task_attempt_id=i) for i in range(2)]
     ones = np.ones(store.num_params, np.float32)
-    thread = threading.Thread(target=coordinator.push, args=(0, gens[0], ones, 1, False))
+    answers: list = []
+    thread = threading.Thread(target=lambda: answers.append(coordinator.push(0, gens[0], ones, 1, False)))
     thread.start()
-    version, returned = coordinator.push(1, gens[1], 4 * ones, 3, False)  # mean (1*1 + 3*4) / 4 = 3.25
+    number, update = coordinator.push(1, gens[1], 4 * ones, 3, False)  # mean (1*1 + 3*4) / 4 = 3.25
     thread.join(5)
+    np.testing.assert_allclose(update, 3.25)
+    assert answers[0][0] == number == 1 and answers[0][1] is update  # one update, the same for every worker
+    np.testing.assert_array_equal(store.read()[1], before)  # the store applies it after the workers have it
+    coordinator.apply_pending()
     np.testing.assert_allclose(store.read()[1], before - 3.25, atol=1e-5)
-    assert (version, returned.tolist()) == (store.read()[0], store.read()[1].tolist())  # one read per round
+    coordinator.apply_pending()  # nothing left: applied once
+    np.testing.assert_allclose(store.read()[1], before - 3.25, atol=1e-5)
     started = time.monotonic()
     with pytest.raises(SyncAborted, match="timed out"):
         coordinator.push(0, gens[0], ones, 1, False)
     assert time.monotonic() - started < 3
+
+
+def test_sync_workers_apply_each_round_themselves_and_keep_the_servers_weights_exactly():
+    """Two sync workers (5 and 3 mini-batches) against a real server, Adam: each applies the rounds'
+    averaged gradients with its own copy of the server's optimizer, and ends with the server's weights."""
+    import dataclasses
+
+    import keras
+
+    from dlbridge.trainer import models
+    from dlbridge.trainer.runtime import runtime_for
+    from dlbridge.trainer.server import ParameterServer
+    from dlbridge.trainer.store import WeightStore
+    from dlbridge.trainer.worker import WorkerSpec, _train
+
+    model = small_model()
+    options = TrainingOptions(mode="sync", numWorkers=2, batchSize=4, shuffle=False, optimizer="adam",
+                              optimizerOptions='{"learning_rate": 0.05}').validate()
+    store = WeightStore(model, keras.optimizers.Adam(learning_rate=0.05))
+    server = ParameterServer(store, p.new_secret(), "sync", 2, "127.0.0.1", timeout=10.0)
+    _, initial = store.read()
+    try:
+        spec = WorkerSpec(fit_id="sync-a", host="127.0.0.1", port=server.port, secret=server._secret,
+                          model_json=models.config_json(model), imports=(), num_params=store.num_params,
+                          input_dim=4, label_dim=1, task="regression", loss="mse", from_logits=False,
+                          sparse=False, options=options, timeout=10.0)
+        specs = [spec, dataclasses.replace(spec, fit_id="sync-b")]  # two runtimes in this one process
+        rng = np.random.default_rng(3)
+        data = [(rng.normal(size=(n, 4)).astype(np.float32), rng.normal(size=(n, 1)).astype(np.float32))
+                for n in (20, 12)]
+        stats: dict[int, object] = {}
+        threads = [threading.Thread(target=lambda i=i: stats.update({i: _train(specs[i], 1, None, i, iter([data[i]]))}))
+                   for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert [stats[i].pushes for i in range(2)] == [5, 3]
+        version, weights = store.read()
+        assert version == 5 and int(store.optimizer.iterations.numpy()) == 5  # one update per round
+        assert not np.allclose(weights, initial)
+        np.testing.assert_array_equal(runtime_for(specs[0]).weights(), weights)  # bit for bit
+    finally:
+        server.close()
 
 
 def test_graph_steps_take_exactly_their_signature_so_calls_bind_directly():

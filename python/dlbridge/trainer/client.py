@@ -109,16 +109,48 @@ class ServerConnection:
         p.send_frame(self._sock, p.PULL)
         return self._weights()
 
+    def pull_state(self, optimizer_bytes: int) -> tuple[np.ndarray, memoryview]:
+        """Current weights and the server's optimizer state, read together (``sync`` workers, each epoch).
+
+        Returns the flat float32 weights and the optimizer variables' bytes (see
+        :meth:`dlbridge.trainer.store.WeightStore.read_with_optimizer`), both
+        valid until the next receive on this connection, like :meth:`pull`'s.
+
+        Raises
+        ------
+        ProtocolError
+            If the state is not ``optimizer_bytes`` long: the server's optimizer
+            differs from this worker's.
+        """
+        p.send_frame(self._sock, p.PULL_STATE)
+        payload = self._expect(p.STATE, p.WEIGHTS_HEADER.size + 4 * self.num_params + optimizer_bytes)
+        start = p.WEIGHTS_HEADER.size + 4 * self.num_params
+        if len(payload) != start + optimizer_bytes:
+            raise p.ProtocolError(f"optimizer state from {self.address} holds {len(payload) - start} bytes; this "
+                                  f"worker's optimizer holds {optimizer_bytes}")
+        return p.floats(payload[:start], p.WEIGHTS_HEADER.size, self.num_params), payload[start:]
+
     def push(self, values: np.ndarray, samples: int, delta: bool = False,
              want_weights: bool = True) -> tuple[int, np.ndarray] | None:
         """Send a flat gradient (or weight delta); optionally receive fresh weights (as :meth:`pull`)."""
         flags = (p.WANT_WEIGHTS if want_weights else 0) | (p.IS_DELTA if delta else 0)
-        data = np.ascontiguousarray(values, dtype="<f4")
-        p.send_frame(self._sock, p.PUSH, p.PUSH_HEADER.pack(flags, samples), memoryview(data).cast("B"))
+        self._send_push(flags, values, samples)
         if want_weights:
             return self._weights()
         self._expect(p.ACK)
         return None
+
+    def push_for_update(self, gradient: np.ndarray, samples: int) -> np.ndarray:
+        """``sync`` mode: send a flat gradient; receive the round's averaged gradient, to apply locally.
+
+        The array views this connection's receive buffer, as :meth:`pull`'s does.
+        """
+        self._send_push(p.WANT_UPDATE, gradient, samples)
+        return p.floats(self._expect(p.UPDATE), p.WEIGHTS_HEADER.size, self.num_params)
+
+    def _send_push(self, flags: int, values: np.ndarray, samples: int) -> None:
+        data = np.ascontiguousarray(values, dtype="<f4")
+        p.send_frame(self._sock, p.PUSH, p.PUSH_HEADER.pack(flags, samples), memoryview(data).cast("B"))
 
     def done(self, message: dict[str, Any]) -> None:
         """Tell the server this worker's data for the epoch is exhausted."""
@@ -148,9 +180,9 @@ class ServerConnection:
         (version,) = p.WEIGHTS_HEADER.unpack(payload[: p.WEIGHTS_HEADER.size])
         return version, p.floats(payload, p.WEIGHTS_HEADER.size, self.num_params)
 
-    def _expect(self, kind: int) -> memoryview:
+    def _expect(self, kind: int, max_size: int | None = None) -> memoryview:
         try:
-            got, payload = p.recv_frame(self._sock, self._max_frame, self._buffer)
+            got, payload = p.recv_frame(self._sock, max(max_size or 0, self._max_frame), self._buffer)
         except (OSError, ConnectionError) as e:
             raise RuntimeError(
                 f"Lost the dlbridge parameter server at {self.address}: {e}. The fit was "

@@ -37,14 +37,18 @@ NONCE_BYTES = 32
 
 # Frame kinds.
 CHALLENGE, AUTH, AUTH_OK = 1, 2, 3
-HELLO, PULL, PUSH, DONE, BYE = 10, 11, 12, 13, 14
-WEIGHTS, ACK, ERROR, BUSY = 20, 21, 22, 23
+HELLO, PULL, PUSH, DONE, BYE, PULL_STATE = 10, 11, 12, 13, 14, 15
+WEIGHTS, ACK, ERROR, BUSY, STATE, UPDATE = 20, 21, 22, 23, 24, 25
 
 # PUSH payload: flags, samples, then float32 values. Flag bits:
 PUSH_HEADER = struct.Struct("<BI")
 WANT_WEIGHTS = 1
 IS_DELTA = 2
+WANT_UPDATE = 4  # sync mode, a gradient: reply UPDATE, the round's averaged gradient (the worker applies it)
 # WEIGHTS payload: server version (number of updates), then float32 values.
+# UPDATE payload: the round's number, then the float32 averaged gradient.
+# STATE payload (the answer to PULL_STATE): version, float32 weights, then the optimizer's
+# variables' raw little-endian bytes, in the order of the optimizer's ``variables``.
 WEIGHTS_HEADER = struct.Struct("<Q")
 
 

@@ -117,11 +117,30 @@ class ModelRuntime:
             signature.append(tf.TensorSpec([None], tf.float32))
         flat_spec = tf.TensorSpec([spec.num_params], tf.float32)
         self.assign_and_gradient = _GraphStep(self._assign_and_gradient, [flat_spec] + signature)
+        self.gradient = _GraphStep(self._gradient, signature)
+        self._options = spec.options
+        self._server_copy: Any = None
         self.evaluate = _GraphStep(self._evaluate, signature)
         self.assign = _GraphStep(self._assign, [flat_spec])
         if self.local_optimizer is not None:
             self.local_optimizer.build(self.variables)
             self.local_step = _GraphStep(self._local_step, signature)
+
+    def server_copy(self) -> Any:
+        """This worker's copy of the parameter server's store: its model's weights and a fresh optimizer.
+
+        ``sync`` workers apply each round's averaged gradient through it, with
+        the server's optimizer state loaded at the start of every epoch: the
+        server's own update function (:class:`dlbridge.trainer.store.WeightStore`)
+        on the same values, so the worker's weights stay the server's. Built on
+        first use, once per fit in this Python worker.
+        """
+        if self._server_copy is None:
+            from dlbridge.trainer.objectives import make_optimizer
+            from dlbridge.trainer.store import WeightStore
+
+            self._server_copy = WeightStore(self.model, make_optimizer(self._options), locked=False)
+        return self._server_copy
 
     def state(self) -> np.ndarray:
         """Non-trainable float state (e.g. BatchNormalization statistics), flat float32."""

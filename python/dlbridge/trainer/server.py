@@ -304,7 +304,13 @@ class ParameterServer:
             if kind == p.BYE:
                 return
             if kind == p.PULL:
+                self.settle()
                 self._send_weights(conn)
+            elif kind == p.PULL_STATE:
+                self.settle()
+                version, weights, optimizer = self.store.read_with_optimizer()
+                self.stats["pulls"] += 1
+                p.send_frame(conn, p.STATE, p.WEIGHTS_HEADER.pack(version), memoryview(weights).cast("B"), optimizer)
             elif kind == p.PUSH:
                 self._on_push(conn, payload, state)
             elif kind == p.HELLO:
@@ -312,6 +318,7 @@ class ParameterServer:
             elif kind == p.DONE:
                 if self._sync and "partition" in state:
                     self._sync.done(state["partition"], state["generation"])
+                self.settle()  # the store holds every update of this worker's epoch before it ends
                 p.send_frame(conn, p.ACK)
             else:
                 raise p.ProtocolError(f"unexpected frame kind {kind}")
@@ -337,6 +344,8 @@ class ParameterServer:
         flags, samples = p.PUSH_HEADER.unpack(payload[: p.PUSH_HEADER.size])
         values = p.floats(payload, p.PUSH_HEADER.size, self.store.num_params)
         delta = bool(flags & p.IS_DELTA)
+        if flags & p.WANT_UPDATE and (delta or not self._sync):
+            raise p.ProtocolError("only a sync mode gradient PUSH can ask for the round's averaged gradient")
         weights = None
         if self._sync:
             if "partition" not in state:
@@ -345,10 +354,27 @@ class ParameterServer:
         else:
             self.store.apply(values, delta=delta)
         self.stats["pushes"] += 1
+        if flags & p.WANT_UPDATE:
+            number, update = weights
+            p.send_frame(conn, p.UPDATE, p.WEIGHTS_HEADER.pack(number), memoryview(update).cast("B"))
+            self.settle()  # the server's own copy of the update, while the workers compute their next step
+            return
+        if self._sync and not delta:
+            self.settle()
+            weights = None  # a gradient round answers with the averaged gradient; these weights include it
         if flags & p.WANT_WEIGHTS:
             self._send_weights(conn, weights)
         else:
             p.send_frame(conn, p.ACK)
+
+    def settle(self) -> None:
+        """In ``sync`` mode, apply the completed rounds' updates the store has not applied yet.
+
+        The driver calls it after each training job (the workers' ``DONE``
+        already did, unless a job failed), before it reads the weights.
+        """
+        if self._sync:
+            self._sync.apply_pending()
 
     def _send_weights(self, conn: socket.socket, weights: tuple[int, Any] | None = None) -> None:
         version, flat = weights or self.store.read()

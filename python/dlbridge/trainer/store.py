@@ -67,6 +67,42 @@ class WeightStore:
         with self._lock:
             return self.version, self._read_fn().numpy()
 
+    def read_with_optimizer(self) -> tuple[int, np.ndarray, bytes]:
+        """``(version, weights, optimizer state)`` read together: the state as :meth:`optimizer_state`."""
+        with self._lock:
+            return self.version, self._read_fn().numpy(), self._optimizer_bytes()
+
+    @property
+    def optimizer_state_size(self) -> int:
+        """Bytes of :meth:`read_with_optimizer`'s optimizer state (fixed once the optimizer is built)."""
+        return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in self.optimizer.variables)
+
+    def load_optimizer_state(self, data: bytes | memoryview) -> None:
+        """Set every optimizer variable (iterations, moments, ...) from another store's optimizer state.
+
+        The two optimizers must be the same class with the same options, built
+        over the same model; their states then have the same size.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` does not hold exactly this optimizer's :attr:`optimizer_state_size` bytes.
+        """
+        if len(data) != self.optimizer_state_size:
+            raise ValueError(f"optimizer state of {len(data)} bytes; {type(self.optimizer).__name__} over this "
+                             f"model holds {self.optimizer_state_size}")
+        offset = 0
+        with self._lock:
+            for v in self.optimizer.variables:
+                dtype = np.dtype(v.dtype).newbyteorder("<")
+                count = int(np.prod(v.shape))
+                v.assign(np.frombuffer(data, dtype, count, offset).reshape(v.shape))
+                offset += count * dtype.itemsize
+
+    def _optimizer_bytes(self) -> bytes:
+        return b"".join(np.ascontiguousarray(v.numpy(), np.dtype(v.dtype).newbyteorder("<")).tobytes()
+                        for v in self.optimizer.variables)
+
     def apply(self, values: np.ndarray, delta: bool = False) -> None:
         """Apply a flat gradient through the optimizer, or add a flat weight delta."""
         import tensorflow as tf

@@ -1,6 +1,7 @@
 """Synchronous rounds: every step waits for all workers and applies one averaged update."""
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Callable
@@ -23,6 +24,14 @@ class SyncCoordinator:
     pushed values, which equals the gradient of the mean loss over the union of
     the workers' batches.
 
+    A round of gradients answers every worker with that averaged gradient at
+    once; each worker applies it with its own copy of the server's optimizer
+    (loaded at the start of its epoch: the same function on the same values
+    gives the same weights), and the server applies it to the store after
+    answering (:meth:`apply_pending`), in round order, while the workers
+    compute their next gradients. A round of weight deltas (``stepsPerSync >
+    1``) is applied before it answers, with the new weights.
+
     Parameters
     ----------
     store : WeightStore
@@ -39,7 +48,7 @@ class SyncCoordinator:
         self._num_workers = num_workers
         self._timeout = timeout
         self._cond = threading.Condition()
-        self._sum = np.zeros(store.num_params, dtype=np.float64)
+        self._sum = np.zeros(store.num_params, dtype=np.float32)  # the round's sample-weighted sum
         self._scratch = np.empty_like(self._sum)
         self._weights: tuple[int, np.ndarray] = store.read()
         self._epoch: int | None = None  # the epoch of the current generation
@@ -51,6 +60,10 @@ class SyncCoordinator:
         self._reset_round()
         self._done: set[int] = set()
         self._error: str | None = None
+        self._rounds = 0  # gradient rounds completed, over all generations
+        self._update: tuple[int, np.ndarray] = (0, np.zeros(store.num_params, np.float32))
+        self._unapplied: collections.deque[np.ndarray] = collections.deque()
+        self._apply_lock = threading.Lock()
 
     def join(self, partition: int, epoch: int, task_attempt_id: int, present: bool = True) -> int:
         """Join the barrier of ``epoch`` as the task ``task_attempt_id``; returns the generation to quote.
@@ -115,34 +128,55 @@ class SyncCoordinator:
 
     def push(self, partition: int, generation: int, values: np.ndarray, samples: int,
              delta: bool) -> tuple[int, np.ndarray]:
-        """Contribute to the current round, block until it has been applied; return the new weights.
+        """Contribute to the current round and block until it completes.
 
-        The weights are read once per round and the same ``(version, array)`` is
-        returned to every worker of the round (callers must not modify it).
+        Returns, for a gradient, ``(round number, averaged gradient)``: the
+        store applies it later (:meth:`apply_pending`); for a weight delta,
+        ``(version, weights)`` after the averaged delta was applied. The same
+        tuple is returned to every worker of the round (callers must not modify
+        the array). ``values`` is read before this returns, not after.
         """
         with self._cond:
             self._check(partition, generation)
             if partition in self._pushed:
                 raise SyncAborted(f"partition {partition} pushed twice in one round")
             self._pushed.add(partition)
-            np.multiply(values, samples, out=self._scratch)
-            self._sum += self._scratch
+            if len(self._pushed) == 1:  # the round's first push overwrites the last round's sum
+                np.multiply(values, samples, out=self._sum)
+            else:
+                np.multiply(values, samples, out=self._scratch)
+                self._sum += self._scratch
             self._samples += samples
             self._delta = delta
             rnd = self._round
-            self._maybe_apply()
+            self._maybe_complete()
             self._wait(lambda: self._round != rnd or self._generation != generation or self._error,
                        lambda: f"{self._num_workers - len(self._pushed | self._done)} worker(s)")
             if self._generation != generation or (self._round == rnd and self._error):
                 raise SyncAborted(self._error or "round superseded by a retried stage attempt")
-            return self._weights
+            return self._weights if delta else self._update
+
+    def apply_pending(self) -> None:
+        """Apply every completed round's averaged gradient that the store has not applied yet, in order.
+
+        The server's connection threads call it after answering a push, before a
+        ``DONE`` is acknowledged and before weights are read, so the store is
+        current whenever a worker's epoch has ended.
+        """
+        with self._apply_lock:
+            while True:
+                with self._cond:
+                    if not self._unapplied:
+                        return
+                    update = self._unapplied.popleft()
+                self._store.apply(update)
 
     def done(self, partition: int, generation: int) -> None:
         """Declare this worker's data exhausted for the epoch."""
         with self._cond:
             self._check(partition, generation)
             self._done.add(partition)
-            self._maybe_apply()
+            self._maybe_complete()
 
     def abort(self, reason: str) -> None:
         """Fail the current round (and any waiting worker) with ``reason``."""
@@ -169,16 +203,19 @@ class SyncCoordinator:
 
     def _reset_round(self) -> None:
         self._pushed: set[int] = set()
-        self._sum.fill(0.0)
         self._samples = 0
         self._delta = False
 
-    def _maybe_apply(self) -> None:
+    def _maybe_complete(self) -> None:
         if not self._pushed or len(self._pushed | self._done) < self._num_workers:
             return
-        if self._samples > 0:
-            self._store.apply((self._sum / self._samples).astype(np.float32), delta=self._delta)
+        if self._samples > 0 and self._delta:
+            self._store.apply(self._sum / np.float32(self._samples), delta=True)
             self._weights = self._store.read()
+        elif self._samples > 0:
+            self._rounds += 1
+            self._update = (self._rounds, self._sum / np.float32(self._samples))  # a new array per round
+            self._unapplied.append(self._update[1])
         self._round += 1
         self._reset_round()
         self._cond.notify_all()

@@ -172,7 +172,9 @@ def _train(spec: WorkerSpec, epoch: int, context, partition: int, source: Iterat
             stats.missing = not present
             conn.done({"epoch": epoch})
             return stats
-        if opts.stepsPerSync == 1:
+        if opts.stepsPerSync == 1 and opts.mode == "sync":
+            _sync_gradient_loop(runtime, conn, stream, stats)
+        elif opts.stepsPerSync == 1:
             _gradient_loop(runtime, conn, stream, stats)
         else:
             runtime.assign(conn.pull()[1])
@@ -222,6 +224,25 @@ def _gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _St
         weights = conn.push(grad.numpy(), len(batch[0]))[1]
         stats.pushes += 1
     runtime.assign(weights)
+
+
+def _sync_gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats) -> None:
+    """``sync``, one exchange per mini-batch: each round's averaged gradient comes back and is applied here.
+
+    The worker starts from the server's weights and optimizer state, and applies
+    every round's update with the server's own update function, so its weights
+    after each round are the server's (which applies the same update while the
+    workers compute their next gradients) without 1 MB of weights per step.
+    """
+    copy = runtime.server_copy()
+    weights, optimizer = conn.pull_state(copy.optimizer_state_size)
+    runtime.assign(weights)
+    copy.load_optimizer_state(optimizer)
+    for batch in stream:  # (x, y) or, with sample weights, (x, y, w)
+        loss, grad = runtime.gradient(*batch)
+        stats.add(loss.numpy(), len(batch[0]))
+        copy.apply(conn.push_for_update(grad.numpy(), len(batch[0])))
+        stats.pushes += 1
 
 
 def _local_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats, steps_per_sync: int) -> None:
