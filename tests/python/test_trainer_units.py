@@ -135,20 +135,24 @@ def test_sync_round_averages_by_samples_and_times_out():
     thread.join(5)
     np.testing.assert_allclose(update, 3.25)
     assert answers[0][0] == number == 1 and answers[0][1] is update  # one update, the same for every worker
-    np.testing.assert_array_equal(store.read()[1], before)  # the store applies it after the workers have it
-    coordinator.apply_pending()
-    np.testing.assert_allclose(store.read()[1], before - 3.25, atol=1e-5)
-    coordinator.apply_pending()  # nothing left: applied once
-    np.testing.assert_allclose(store.read()[1], before - 3.25, atol=1e-5)
+    np.testing.assert_array_equal(store.read()[1], before)  # the workers apply it, then report
+    optimizer_state = store.optimizer_state()
+    with pytest.raises(ValueError, match="reports round 2; the server completed rounds 1..1"):
+        coordinator.report(0, gens[0], 2, before - 3.25, optimizer_state)
+    coordinator.report(0, gens[0], 1, before - 3.25, optimizer_state)
+    coordinator.report(1, gens[1], 1, before + 7.0, optimizer_state)  # no more rounds than the store holds
+    assert store.read()[0] == 1
+    np.testing.assert_array_equal(store.read()[1], before - np.float32(3.25))
     started = time.monotonic()
     with pytest.raises(SyncAborted, match="timed out"):
         coordinator.push(0, gens[0], ones, 1, False)
     assert time.monotonic() - started < 3
 
 
-def test_sync_workers_apply_each_round_themselves_and_keep_the_servers_weights_exactly():
-    """Two sync workers (5 and 3 mini-batches) against a real server, Adam: each applies the rounds'
-    averaged gradients with its own copy of the server's optimizer, and ends with the server's weights."""
+def test_sync_workers_apply_each_round_themselves_and_the_store_keeps_the_complete_report():
+    """Two sync workers against a real server, Adam: each applies the rounds' averaged gradients with its
+    own copy of the server's optimizer. With equal partitions both end with the same weights, bit for bit;
+    with unequal ones the store takes the report of the worker that took part in every round."""
     import dataclasses
 
     import keras
@@ -172,20 +176,30 @@ def test_sync_workers_apply_each_round_themselves_and_keep_the_servers_weights_e
                           sparse=False, options=options, timeout=10.0)
         specs = [spec, dataclasses.replace(spec, fit_id="sync-b")]  # two runtimes in this one process
         rng = np.random.default_rng(3)
-        data = [(rng.normal(size=(n, 4)).astype(np.float32), rng.normal(size=(n, 1)).astype(np.float32))
-                for n in (20, 12)]
         stats: dict[int, object] = {}
-        threads = [threading.Thread(target=lambda i=i: stats.update({i: _train(specs[i], 1, None, i, iter([data[i]]))}))
-                   for i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert [stats[i].pushes for i in range(2)] == [5, 3]
+
+        def epoch(number: int, rows: tuple[int, int]) -> None:
+            data = [(rng.normal(size=(n, 4)).astype(np.float32), rng.normal(size=(n, 1)).astype(np.float32))
+                    for n in rows]
+            threads = [threading.Thread(target=lambda i=i: stats.update(
+                {i: _train(specs[i], number, None, i, iter([data[i]]))})) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+
+        epoch(1, (16, 16))
+        assert [stats[i].pushes for i in range(2)] == [4, 4]
         version, weights = store.read()
-        assert version == 5 and int(store.optimizer.iterations.numpy()) == 5  # one update per round
+        assert version == 4 and int(store.optimizer.iterations.numpy()) == 4  # one update per round
         assert not np.allclose(weights, initial)
-        np.testing.assert_array_equal(runtime_for(specs[0]).weights(), weights)  # bit for bit
+        for i in range(2):  # bit for bit, also the optimizer's moments
+            np.testing.assert_array_equal(runtime_for(specs[i]).weights(), weights)
+            assert runtime_for(specs[i]).server_copy().optimizer_state() == store.optimizer_state()
+        epoch(2, (20, 12))  # starts from the store: the weights and optimizer state of epoch 1's reports
+        assert [stats[i].pushes for i in range(2)] == [5, 3]
+        assert store.read()[0] == 9 and int(store.optimizer.iterations.numpy()) == 9
+        np.testing.assert_array_equal(runtime_for(specs[0]).weights(), store.read()[1])
     finally:
         server.close()
 

@@ -140,13 +140,23 @@ class ServerConnection:
         self._expect(p.ACK)
         return None
 
-    def push_for_update(self, gradient: np.ndarray, samples: int) -> np.ndarray:
-        """``sync`` mode: send a flat gradient; receive the round's averaged gradient, to apply locally.
+    def push_for_update(self, gradient: np.ndarray, samples: int) -> tuple[int, np.ndarray]:
+        """``sync`` mode: send a flat gradient; receive ``(round number, the round's averaged gradient)``.
 
-        The array views this connection's receive buffer, as :meth:`pull`'s does.
+        The worker applies the update itself. The array views this connection's
+        receive buffer, as :meth:`pull`'s does.
         """
         self._send_push(p.WANT_UPDATE, gradient, samples)
-        return p.floats(self._expect(p.UPDATE), p.WEIGHTS_HEADER.size, self.num_params)
+        payload = self._expect(p.UPDATE)
+        (number,) = p.WEIGHTS_HEADER.unpack(payload[: p.WEIGHTS_HEADER.size])
+        return number, p.floats(payload, p.WEIGHTS_HEADER.size, self.num_params)
+
+    def report(self, applied_round: int, weights: np.ndarray, optimizer_state: bytes) -> None:
+        """``sync`` mode, at the end of the epoch: this worker's weights and optimizer state after ``applied_round``."""
+        data = np.ascontiguousarray(weights, dtype="<f4")
+        p.send_frame(self._sock, p.REPORT, p.WEIGHTS_HEADER.pack(applied_round), memoryview(data).cast("B"),
+                     optimizer_state)
+        self._expect(p.ACK)
 
     def _send_push(self, flags: int, values: np.ndarray, samples: int) -> None:
         data = np.ascontiguousarray(values, dtype="<f4")

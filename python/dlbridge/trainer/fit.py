@@ -382,7 +382,6 @@ def _run_job(frame, server: ParameterServer, epoch: int) -> list:
         raise RuntimeError(_failure_message(server, epoch, e)) from e
     if server.closed or server.failure:
         raise RuntimeError(_failure_message(server, epoch, None)) from server.failure
-    server.settle()  # sync: the store applies any round it has not yet (the workers' DONE normally did)
     return rows
 
 

@@ -37,7 +37,7 @@ NONCE_BYTES = 32
 
 # Frame kinds.
 CHALLENGE, AUTH, AUTH_OK = 1, 2, 3
-HELLO, PULL, PUSH, DONE, BYE, PULL_STATE = 10, 11, 12, 13, 14, 15
+HELLO, PULL, PUSH, DONE, BYE, PULL_STATE, REPORT = 10, 11, 12, 13, 14, 15, 16
 WEIGHTS, ACK, ERROR, BUSY, STATE, UPDATE = 20, 21, 22, 23, 24, 25
 
 # PUSH payload: flags, samples, then float32 values. Flag bits:
@@ -49,6 +49,8 @@ WANT_UPDATE = 4  # sync mode, a gradient: reply UPDATE, the round's averaged gra
 # UPDATE payload: the round's number, then the float32 averaged gradient.
 # STATE payload (the answer to PULL_STATE): version, float32 weights, then the optimizer's
 # variables' raw little-endian bytes, in the order of the optimizer's ``variables``.
+# REPORT payload (a sync worker at the end of its epoch): the last round it applied, then
+# its weights and optimizer state as in STATE.
 WEIGHTS_HEADER = struct.Struct("<Q")
 
 

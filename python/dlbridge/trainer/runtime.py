@@ -132,7 +132,7 @@ class ModelRuntime:
         ``sync`` workers apply each round's averaged gradient through it, with
         the server's optimizer state loaded at the start of every epoch: the
         server's own update function (:class:`dlbridge.trainer.store.WeightStore`)
-        on the same values, so the worker's weights stay the server's. Built on
+        on the same values, so every worker holds the same weights. Built on
         first use, once per fit in this Python worker.
         """
         if self._server_copy is None:

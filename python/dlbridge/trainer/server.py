@@ -108,7 +108,9 @@ class ParameterServer:
         self._tls = tls
         self._limit = connection_limit(num_workers)
         self._sync = SyncCoordinator(store, num_workers, timeout) if mode == "sync" else None
-        self._max_frame = p.PUSH_HEADER.size + 4 * store.num_params + p.MAX_CONTROL_FRAME
+        # the largest frame a worker sends: a PUSH, or a sync worker's REPORT of weights and optimizer state
+        self._max_frame = (p.WEIGHTS_HEADER.size + 4 * store.num_params + store.optimizer_state_size
+                           + p.MAX_CONTROL_FRAME)
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._pending = self._authenticated = 0
@@ -304,21 +306,21 @@ class ParameterServer:
             if kind == p.BYE:
                 return
             if kind == p.PULL:
-                self.settle()
                 self._send_weights(conn)
             elif kind == p.PULL_STATE:
-                self.settle()
                 version, weights, optimizer = self.store.read_with_optimizer()
                 self.stats["pulls"] += 1
                 p.send_frame(conn, p.STATE, p.WEIGHTS_HEADER.pack(version), memoryview(weights).cast("B"), optimizer)
             elif kind == p.PUSH:
                 self._on_push(conn, payload, state)
+            elif kind == p.REPORT:
+                self._on_report(payload, state)
+                p.send_frame(conn, p.ACK)
             elif kind == p.HELLO:
                 self._on_hello(conn, p.parse_json(payload), state)
             elif kind == p.DONE:
                 if self._sync and "partition" in state:
                     self._sync.done(state["partition"], state["generation"])
-                self.settle()  # the store holds every update of this worker's epoch before it ends
                 p.send_frame(conn, p.ACK)
             else:
                 raise p.ProtocolError(f"unexpected frame kind {kind}")
@@ -344,6 +346,8 @@ class ParameterServer:
         flags, samples = p.PUSH_HEADER.unpack(payload[: p.PUSH_HEADER.size])
         values = p.floats(payload, p.PUSH_HEADER.size, self.store.num_params)
         delta = bool(flags & p.IS_DELTA)
+        if self._sync and not delta and not flags & p.WANT_UPDATE:
+            raise p.ProtocolError("a sync mode gradient PUSH must ask for the round's averaged gradient")
         if flags & p.WANT_UPDATE and (delta or not self._sync):
             raise p.ProtocolError("only a sync mode gradient PUSH can ask for the round's averaged gradient")
         weights = None
@@ -357,24 +361,22 @@ class ParameterServer:
         if flags & p.WANT_UPDATE:
             number, update = weights
             p.send_frame(conn, p.UPDATE, p.WEIGHTS_HEADER.pack(number), memoryview(update).cast("B"))
-            self.settle()  # the server's own copy of the update, while the workers compute their next step
-            return
-        if self._sync and not delta:
-            self.settle()
-            weights = None  # a gradient round answers with the averaged gradient; these weights include it
-        if flags & p.WANT_WEIGHTS:
+        elif flags & p.WANT_WEIGHTS:
             self._send_weights(conn, weights)
         else:
             p.send_frame(conn, p.ACK)
 
-    def settle(self) -> None:
-        """In ``sync`` mode, apply the completed rounds' updates the store has not applied yet.
-
-        The driver calls it after each training job (the workers' ``DONE``
-        already did, unless a job failed), before it reads the weights.
-        """
-        if self._sync:
-            self._sync.apply_pending()
+    def _on_report(self, payload: memoryview, state: dict[str, Any]) -> None:
+        if not self._sync or "partition" not in state:
+            raise p.ProtocolError("REPORT is for sync mode workers, after HELLO")
+        weights_end = p.WEIGHTS_HEADER.size + 4 * self.store.num_params
+        if len(payload) != weights_end + self.store.optimizer_state_size:
+            raise p.ProtocolError(f"REPORT of {len(payload)} bytes; expected "
+                                  f"{weights_end + self.store.optimizer_state_size} (weights and optimizer state)")
+        (applied_round,) = p.WEIGHTS_HEADER.unpack(payload[: p.WEIGHTS_HEADER.size])
+        self._sync.report(state["partition"], state["generation"], applied_round,
+                          p.floats(payload[:weights_end], p.WEIGHTS_HEADER.size, self.store.num_params),
+                          payload[weights_end:])
 
     def _send_weights(self, conn: socket.socket, weights: tuple[int, Any] | None = None) -> None:
         version, flat = weights or self.store.read()

@@ -70,7 +70,29 @@ class WeightStore:
     def read_with_optimizer(self) -> tuple[int, np.ndarray, bytes]:
         """``(version, weights, optimizer state)`` read together: the state as :meth:`optimizer_state`."""
         with self._lock:
-            return self.version, self._read_fn().numpy(), self._optimizer_bytes()
+            return self.version, self._read_fn().numpy(), self.optimizer_state()
+
+    def optimizer_state(self) -> bytes:
+        """Every optimizer variable's value (iterations, moments, ...), as raw little-endian bytes in order."""
+        return b"".join(np.ascontiguousarray(v.numpy(), np.dtype(v.dtype).newbyteorder("<")).tobytes()
+                        for v in self.optimizer.variables)
+
+    def load(self, weights: np.ndarray, optimizer_state: bytes | memoryview, version: int) -> None:
+        """Set the flat weights and the optimizer state (as :meth:`load_optimizer_state`) together.
+
+        Raises
+        ------
+        ValueError
+            If ``weights`` is not :attr:`num_params` values or the state does not fit the optimizer.
+        """
+        if len(weights) != self.num_params:
+            raise ValueError(f"{len(weights)} weights; the model has {self.num_params}")
+        self._check_optimizer_state(optimizer_state)
+        with self._lock:
+            self._assign_optimizer_state(optimizer_state)
+            for v, part in zip(self.variables, np.split(np.asarray(weights, np.float32), np.cumsum(self.sizes)[:-1])):
+                v.assign(part.reshape(v.shape).astype(v.dtype, copy=False))
+            self.version = version
 
     @property
     def optimizer_state_size(self) -> int:
@@ -88,20 +110,22 @@ class WeightStore:
         ValueError
             If ``data`` does not hold exactly this optimizer's :attr:`optimizer_state_size` bytes.
         """
+        self._check_optimizer_state(data)
+        with self._lock:
+            self._assign_optimizer_state(data)
+
+    def _check_optimizer_state(self, data: bytes | memoryview) -> None:
         if len(data) != self.optimizer_state_size:
             raise ValueError(f"optimizer state of {len(data)} bytes; {type(self.optimizer).__name__} over this "
                              f"model holds {self.optimizer_state_size}")
-        offset = 0
-        with self._lock:
-            for v in self.optimizer.variables:
-                dtype = np.dtype(v.dtype).newbyteorder("<")
-                count = int(np.prod(v.shape))
-                v.assign(np.frombuffer(data, dtype, count, offset).reshape(v.shape))
-                offset += count * dtype.itemsize
 
-    def _optimizer_bytes(self) -> bytes:
-        return b"".join(np.ascontiguousarray(v.numpy(), np.dtype(v.dtype).newbyteorder("<")).tobytes()
-                        for v in self.optimizer.variables)
+    def _assign_optimizer_state(self, data: bytes | memoryview) -> None:
+        offset = 0
+        for v in self.optimizer.variables:
+            dtype = np.dtype(v.dtype).newbyteorder("<")
+            count = int(np.prod(v.shape))
+            v.assign(np.frombuffer(data, dtype, count, offset).reshape(v.shape))
+            offset += count * dtype.itemsize
 
     def apply(self, values: np.ndarray, delta: bool = False) -> None:
         """Apply a flat gradient through the optimizer, or add a flat weight delta."""

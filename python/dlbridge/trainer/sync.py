@@ -1,7 +1,6 @@
 """Synchronous rounds: every step waits for all workers and applies one averaged update."""
 from __future__ import annotations
 
-import collections
 import threading
 import time
 from typing import Callable
@@ -24,13 +23,15 @@ class SyncCoordinator:
     pushed values, which equals the gradient of the mean loss over the union of
     the workers' batches.
 
-    A round of gradients answers every worker with that averaged gradient at
-    once; each worker applies it with its own copy of the server's optimizer
-    (loaded at the start of its epoch: the same function on the same values
-    gives the same weights), and the server applies it to the store after
-    answering (:meth:`apply_pending`), in round order, while the workers
-    compute their next gradients. A round of weight deltas (``stepsPerSync >
-    1``) is applied before it answers, with the new weights.
+    A round of gradients answers every worker with that averaged gradient; each
+    worker applies it with its own copy of the server's optimizer (loaded from
+    the store at the start of its epoch), so all workers hold the same weights
+    after every round without the server updating anything on the round's
+    path. At the end of its epoch each worker reports its weights and
+    optimizer state (:meth:`report`); the store keeps the report of the most
+    rounds, which the last worker to finish has applied in full. A round of
+    weight deltas (``stepsPerSync > 1``) is applied to the store before it
+    answers, with the new weights.
 
     Parameters
     ----------
@@ -62,8 +63,7 @@ class SyncCoordinator:
         self._error: str | None = None
         self._rounds = 0  # gradient rounds completed, over all generations
         self._update: tuple[int, np.ndarray] = (0, np.zeros(store.num_params, np.float32))
-        self._unapplied: collections.deque[np.ndarray] = collections.deque()
-        self._apply_lock = threading.Lock()
+        self._stored_round = 0  # the round whose weights and optimizer state the store holds
 
     def join(self, partition: int, epoch: int, task_attempt_id: int, present: bool = True) -> int:
         """Join the barrier of ``epoch`` as the task ``task_attempt_id``; returns the generation to quote.
@@ -130,8 +130,9 @@ class SyncCoordinator:
              delta: bool) -> tuple[int, np.ndarray]:
         """Contribute to the current round and block until it completes.
 
-        Returns, for a gradient, ``(round number, averaged gradient)``: the
-        store applies it later (:meth:`apply_pending`); for a weight delta,
+        Returns, for a gradient, ``(round number, averaged gradient)``, which
+        the workers apply (the store takes their result from :meth:`report`);
+        for a weight delta,
         ``(version, weights)`` after the averaged delta was applied. The same
         tuple is returned to every worker of the round (callers must not modify
         the array). ``values`` is read before this returns, not after.
@@ -156,20 +157,29 @@ class SyncCoordinator:
                 raise SyncAborted(self._error or "round superseded by a retried stage attempt")
             return self._weights if delta else self._update
 
-    def apply_pending(self) -> None:
-        """Apply every completed round's averaged gradient that the store has not applied yet, in order.
+    def report(self, partition: int, generation: int, applied_round: int, weights: np.ndarray,
+               optimizer_state: bytes | memoryview) -> None:
+        """A worker's weights and optimizer state at the end of its epoch, after rounds up to ``applied_round``.
 
-        The server's connection threads call it after answering a push, before a
-        ``DONE`` is acknowledged and before weights are read, so the store is
-        current whenever a worker's epoch has ended.
+        The store loads it when it has applied more rounds than the store
+        holds: of the workers of a generation, the last to finish took part in
+        every round (a round waits for each worker that is not done).
+
+        Raises
+        ------
+        SyncAborted
+            If the worker belongs to an older generation or already declared its epoch done.
+        ValueError
+            If ``applied_round`` is not a round this server completed, or the state does not fit the store.
         """
-        with self._apply_lock:
-            while True:
-                with self._cond:
-                    if not self._unapplied:
-                        return
-                    update = self._unapplied.popleft()
-                self._store.apply(update)
+        with self._cond:
+            self._check(partition, generation)
+            if not 0 < applied_round <= self._rounds:
+                raise ValueError(f"worker of partition {partition} reports round {applied_round}; "
+                                 f"the server completed rounds 1..{self._rounds}")
+            if applied_round > self._stored_round:
+                self._store.load(weights, optimizer_state, version=applied_round)
+                self._stored_round = applied_round
 
     def done(self, partition: int, generation: int) -> None:
         """Declare this worker's data exhausted for the epoch."""
@@ -215,7 +225,6 @@ class SyncCoordinator:
         elif self._samples > 0:
             self._rounds += 1
             self._update = (self._rounds, self._sum / np.float32(self._samples))  # a new array per round
-            self._unapplied.append(self._update[1])
         self._round += 1
         self._reset_round()
         self._cond.notify_all()

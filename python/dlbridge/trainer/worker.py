@@ -229,20 +229,25 @@ def _gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _St
 def _sync_gradient_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats) -> None:
     """``sync``, one exchange per mini-batch: each round's averaged gradient comes back and is applied here.
 
-    The worker starts from the server's weights and optimizer state, and applies
-    every round's update with the server's own update function, so its weights
-    after each round are the server's (which applies the same update while the
-    workers compute their next gradients) without 1 MB of weights per step.
+    Every worker starts from the server's weights and optimizer state and applies
+    every round's update with the server's own update function, so all hold the
+    same weights after each round, without 1 MB of weights per step or an update
+    on the server's side of the round. At the end of the epoch the worker reports
+    its weights and optimizer state; the server keeps the one that applied the most rounds.
     """
     copy = runtime.server_copy()
     weights, optimizer = conn.pull_state(copy.optimizer_state_size)
     runtime.assign(weights)
     copy.load_optimizer_state(optimizer)
+    applied = 0
     for batch in stream:  # (x, y) or, with sample weights, (x, y, w)
         loss, grad = runtime.gradient(*batch)
         stats.add(loss.numpy(), len(batch[0]))
-        copy.apply(conn.push_for_update(grad.numpy(), len(batch[0])))
+        applied, update = conn.push_for_update(grad.numpy(), len(batch[0]))
+        copy.apply(update)
         stats.pushes += 1
+    if applied:
+        conn.report(applied, runtime.weights(), copy.optimizer_state())
 
 
 def _local_loop(runtime, conn: ServerConnection, stream: Iterator, stats: _Stats, steps_per_sync: int) -> None:
