@@ -44,31 +44,37 @@ def test_diabetes_regression_beats_the_mean_predictor(spark):
     assert_no_leaks(port_of(result))
 
 
-def test_sync_sgd_equals_single_process_full_batch_sgd(spark):
+@pytest.mark.parametrize("optimizer, weighted", [("sgd", False), ("adam", True)])
+def test_sync_sgd_equals_single_process_full_batch_sgd(spark, optimizer, weighted):
+    """Each round's averaged gradient is the full batch's; with Adam the workers' copies of the server's
+    optimizer (its moments and step count travel each epoch) follow it as one optimizer would."""
     import keras
     import tensorflow as tf
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(101, 4)).astype(np.float32)  # 101 rows: partitions of unequal size
     y = (np.sin(x).sum(axis=1, keepdims=True) + 0.1 * rng.normal(size=(101, 1))).astype(np.float32)
-    df = spark.createDataFrame([(a.tolist(), float(b)) for a, b in zip(x, y[:, 0])], ["x", "y"])
+    w = rng.uniform(0.0, 2.0, size=101).astype(np.float32) if weighted else np.ones(101, np.float32)
+    df = spark.createDataFrame([(a.tolist(), float(b), float(c)) for a, b, c in zip(x, y[:, 0], w)], ["x", "y", "w"])
     model = small_model()
-    steps, lr = 4, 0.2
-    opts = TrainingOptions(mode="sync", epochs=steps, batchSize=1000, optimizer="sgd", loss="mse",
-                           optimizerOptions=f'{{"learning_rate": {lr}}}', shuffle=False)
+    steps, lr = 4, 0.2 if optimizer == "sgd" else 0.05
+    opts = TrainingOptions(mode="sync", epochs=steps, batchSize=1000, optimizer=optimizer, loss="mse",
+                           optimizerOptions=f'{{"learning_rate": {lr}}}', shuffle=False,
+                           weightCol="w" if weighted else "")
     result = fit(df, "x", "y", model, opts)
 
     reference = keras.models.clone_model(model)
     reference.set_weights(model.get_weights())
-    optimizer = keras.optimizers.SGD(learning_rate=lr)
+    reference_optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": lr}})
     for _ in range(steps):
         with tf.GradientTape() as tape:
-            loss = keras.losses.MeanSquaredError()(y, reference(x))
+            loss = keras.losses.MeanSquaredError()(y, reference(x), sample_weight=w)
         grads = tape.gradient(loss, reference.trainable_variables)
-        optimizer.apply_gradients(zip(grads, reference.trainable_variables))
+        reference_optimizer.apply_gradients(zip(grads, reference.trainable_variables))
     for got, want in zip(result.model.get_weights(), reference.get_weights()):
         assert np.allclose(got, want, rtol=1e-4, atol=1e-5), np.abs(got - want).max()
     assert not np.allclose(result.model.get_weights()[0], model.get_weights()[0], atol=1e-3)
+    assert int(result.model.optimizer.iterations.numpy()) == steps
     assert_no_leaks(port_of(result))
 
 
