@@ -37,14 +37,19 @@ any Spark job.
 
 Modes: ``hogwild`` applies pushes concurrently without a lock; ``async``
 serialises them under a lock; ``sync`` runs a barrier stage in which every
-step applies the sample-weighted mean of all workers' pushes. A worker whose
-partition runs out declares itself done, so partitions may differ in size.
+step applies the sample-weighted mean of all workers' pushes: the server
+averages and answers each round with that mean, every worker applies it with
+its own copy of the server's optimizer, and at the end of an epoch the store
+takes the weights and optimizer state of the worker that took part in every
+round. A worker whose partition runs out declares itself done, so partitions
+may differ in size.
 
 Known limits: non-trainable weights (e.g. BatchNorm statistics) are not served
 by the server: each worker updates its own copy, and the returned model gets
 their sample-weighted mean after each epoch; shuffling is within
 windows of one Arrow batch (``spark.sql.execution.arrow.maxRecordsPerBatch``
-rows); a retried ``sync`` epoch restarts on the weights reached so far; a model
+rows); a retried ``sync`` epoch restarts on the weights the server holds (the
+last epoch's, or a finished worker's report of the failed attempt); a model
 with one input and one output tensor only; custom layers must be registered
 Keras serializables importable on the executors. Importing this package starts
 nothing and does not import TensorFlow.
