@@ -167,10 +167,11 @@ def test_sync_workers_apply_each_round_themselves_and_the_store_keeps_the_comple
     options = TrainingOptions(mode="sync", numWorkers=2, batchSize=4, shuffle=False, optimizer="adam",
                               optimizerOptions='{"learning_rate": 0.05}').validate()
     store = WeightStore(model, keras.optimizers.Adam(learning_rate=0.05))
-    server = ParameterServer(store, p.new_secret(), "sync", 2, "127.0.0.1", timeout=10.0)
+    secret = p.new_secret()
+    server = ParameterServer(store, secret, "sync", 2, "127.0.0.1", timeout=10.0)
     _, initial = store.read()
     try:
-        spec = WorkerSpec(fit_id="sync-a", host="127.0.0.1", port=server.port, secret=server._secret,
+        spec = WorkerSpec(fit_id="sync-a", host="127.0.0.1", port=server.port, secret=secret,
                           model_json=models.config_json(model), imports=(), num_params=store.num_params,
                           input_dim=4, label_dim=1, task="regression", loss="mse", from_logits=False,
                           sparse=False, options=options, timeout=10.0)
