@@ -167,7 +167,6 @@ def test_batch_parquet_with_a_vector_column(spark, tmp_path, keras_file) -> None
     assert type(plus.schema["vec"].dataType).__name__ == "VectorUDT"
 
 
-
 def test_batch_parquet_with_only_an_array_column(spark, tmp_path, keras_file) -> None:
     """Without a UDT column the UDF reads the Parquet scan's columnar batches; the packed features (and the
     handleInvalid='error' check) are its argument expression, evaluated there too."""

@@ -108,8 +108,9 @@ class ParameterServer:
         self._tls = tls
         self._limit = connection_limit(num_workers)
         self._sync = SyncCoordinator(store, num_workers, timeout) if mode == "sync" else None
-        # the largest frame a worker sends: a PUSH, or a sync worker's REPORT of weights and optimizer state
-        self._max_frame = (p.WEIGHTS_HEADER.size + 4 * store.num_params + store.optimizer_state_size
+        # the largest frame a worker sends: a PUSH, or in sync mode a REPORT of weights and optimizer state
+        self._report_state_size = store.optimizer_state_size if mode == "sync" else 0
+        self._max_frame = (p.WEIGHTS_HEADER.size + 4 * store.num_params + self._report_state_size
                            + p.MAX_CONTROL_FRAME)
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -370,9 +371,9 @@ class ParameterServer:
         if not self._sync or "partition" not in state:
             raise p.ProtocolError("REPORT is for sync mode workers, after HELLO")
         weights_end = p.WEIGHTS_HEADER.size + 4 * self.store.num_params
-        if len(payload) != weights_end + self.store.optimizer_state_size:
+        if len(payload) != weights_end + self._report_state_size:
             raise p.ProtocolError(f"REPORT of {len(payload)} bytes; expected "
-                                  f"{weights_end + self.store.optimizer_state_size} (weights and optimizer state)")
+                                  f"{weights_end + self._report_state_size} (weights and optimizer state)")
         (applied_round,) = p.WEIGHTS_HEADER.unpack(payload[: p.WEIGHTS_HEADER.size])
         self._sync.report(state["partition"], state["generation"], applied_round,
                           p.floats(payload[:weights_end], p.WEIGHTS_HEADER.size, self.store.num_params),
