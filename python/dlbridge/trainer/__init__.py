@@ -35,8 +35,9 @@ authenticated connections and a few unauthenticated ones, each with one
 handshake deadline; ``fit`` rejects a ``numWorkers`` it cannot serve before
 any Spark job.
 
-Modes: ``hogwild`` applies pushes concurrently without a lock; ``async``
-serialises them under a lock; ``sync`` runs a barrier stage in which every
+Modes: ``hogwild`` applies gradients one at a time but reads the weights
+without a lock, even during an update; ``async`` serialises updates and reads
+under one lock; ``sync`` runs a barrier stage in which every
 step applies the sample-weighted mean of all workers' pushes: the server
 averages and answers each round with that mean, every worker applies it with
 its own copy of the server's optimizer, and at the end of an epoch the store

@@ -24,8 +24,8 @@ class TrainingOptions:
     Parameters
     ----------
     mode : str
-        ``"hogwild"`` (lock-free asynchronous updates), ``"async"``
-        (asynchronous, updates serialised by a lock) or ``"sync"`` (barrier
+        ``"hogwild"`` (asynchronous, weights read without a lock), ``"async"``
+        (asynchronous, updates and reads serialised by one lock) or ``"sync"`` (barrier
         stage, every step averages all workers' gradients). Defaults to
         ``"hogwild"``.
     epochs : int

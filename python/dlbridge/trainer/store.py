@@ -26,8 +26,22 @@ class WeightStore:
         Applies pushed gradients.
     locked : bool
         ``True`` serialises updates and reads under one lock (``async`` and
-        ``sync`` modes); ``False`` lets threads update concurrently without any
-        lock (``hogwild``). Defaults to ``True``.
+        ``sync`` modes). ``False`` (``hogwild``) lets threads read the weights
+        and add weight deltas without a lock, even while a gradient is being
+        applied; gradients still go through the optimizer one at a time.
+        Defaults to ``True``.
+
+    Notes
+    -----
+    Why gradients are applied one at a time even in ``hogwild``: an adaptive
+    optimizer (Adam, RMSprop, Adagrad, ...) divides by its second-moment
+    estimate. Two updates running together can read a coordinate's first
+    moment after the other one wrote it but the second moment before, which is
+    still about zero for a feature that is seldom non-zero, and the step is
+    then millions of times the learning rate. Two threads pushing gradients
+    that were non-zero in 1% of coordinates into a lock-free Adam moved single
+    weights by 980-4,500 in 800 steps at learning rate 0.005, where a step
+    moves a weight by at most about 0.016.
     """
 
     def __init__(self, model, optimizer, locked: bool = True) -> None:
@@ -40,7 +54,10 @@ class WeightStore:
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.num_params = int(sum(self.sizes))
         self.optimizer = optimizer
-        self._lock: ContextManager = threading.Lock() if locked else nullcontext()
+        #: Held by every gradient update and every load of the optimizer state.
+        self._optimizer_lock = threading.Lock()
+        #: Held by every read, delta and load: the optimizer's lock (``locked``) or none (``hogwild``).
+        self._lock: ContextManager = self._optimizer_lock if locked else nullcontext()
         self._versions = itertools.count(1)
         self.version = 0
         optimizer.build(self.variables)
@@ -88,7 +105,7 @@ class WeightStore:
         if len(weights) != self.num_params:
             raise ValueError(f"{len(weights)} weights; the model has {self.num_params}")
         self._check_optimizer_state(optimizer_state)
-        with self._lock:
+        with self._optimizer_lock:
             self._assign_optimizer_state(optimizer_state)
             for v, part in zip(self.variables, np.split(np.asarray(weights, np.float32), np.cumsum(self.sizes)[:-1])):
                 v.assign(part.reshape(v.shape).astype(v.dtype, copy=False))
@@ -111,7 +128,7 @@ class WeightStore:
             If ``data`` does not hold exactly this optimizer's :attr:`optimizer_state_size` bytes.
         """
         self._check_optimizer_state(data)
-        with self._lock:
+        with self._optimizer_lock:
             self._assign_optimizer_state(data)
 
     def _check_optimizer_state(self, data: bytes | memoryview) -> None:
@@ -132,7 +149,7 @@ class WeightStore:
         import tensorflow as tf
 
         values = tf.constant(values, tf.float32)
-        with self._lock:
+        with self._optimizer_lock if not delta else self._lock:
             if delta:
                 self._delta_fn(values)
             else:

@@ -65,7 +65,7 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
 
   // ---- trainer options ----
 
-  /** `hogwild` (lock-free async), `async` (async under a lock) or `sync` (barrier, averaged). Default: `hogwild`. @group param */
+  /** `hogwild` (async, weights read without a lock), `async` (async, reads and updates under one lock) or `sync` (barrier, averaged). Default: `hogwild`. @group param */
   final val mode: Param[String] = new Param[String](this, "mode",
     "training mode: hogwild, async or sync (default: hogwild)",
     ParamValidators.inArray(Array("hogwild", "async", "sync")))
