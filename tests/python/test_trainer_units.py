@@ -126,25 +126,6 @@ def test_hogwild_adam_applies_concurrent_sparse_gradients_one_at_a_time():
     assert np.abs(weights - start).max() <= 2 * steps * 0.005 * 3.2
 
 
-@pytest.mark.parametrize("input_dim", [4, 12_600])  # 12,600: above XLA_MIN_PARAMS, so the XLA-compiled update
-def test_one_call_that_updates_and_reads_gives_the_weights_of_update_then_read(input_dim):
-    import keras
-
-    from dlbridge.trainer.store import XLA_MIN_PARAMS, WeightStore
-
-    fused, twin = (WeightStore(small_model(input_dim=input_dim, outputs=128), keras.optimizers.Adam(0.01))
-                   for _ in range(2))
-    assert (fused.num_params >= XLA_MIN_PARAMS) == (input_dim == 12_600)
-    rng = np.random.default_rng(0)
-    for delta in (False, False, True):
-        values = rng.normal(size=fused.num_params).astype(np.float32)
-        version, weights = fused.apply_and_read(values, delta=delta)
-        twin.apply(values, delta=delta)
-        np.testing.assert_array_equal(weights, twin.read()[1])
-        np.testing.assert_array_equal(weights, fused.read()[1])
-        assert version == twin.read()[0] == fused.read()[0]
-
-
 def test_wrong_secret_is_rejected(server):
     with pytest.raises((p.ProtocolError, RuntimeError, ConnectionError)):
         ServerConnection("127.0.0.1", server.port, p.new_secret(), server.store.num_params, 5.0)

@@ -356,8 +356,6 @@ class ParameterServer:
             if "partition" not in state:
                 raise p.ProtocolError("sync mode: PUSH before HELLO")
             weights = self._sync.push(state["partition"], state["generation"], values, samples, delta)
-        elif flags & p.WANT_WEIGHTS:
-            weights = self.store.apply_and_read(values, delta=delta)
         else:
             self.store.apply(values, delta=delta)
         self.stats["pushes"] += 1

@@ -61,21 +61,23 @@ class WeightStore:
         self._versions = itertools.count(1)
         self.version = 0
         optimizer.build(self.variables)
-        self._flat_spec = [tf.TensorSpec([self.num_params], tf.float32)]
-        self._read_fn = _trace(self._read_graph, [])
-        # Indexed by "read the weights after the update" (False / True): the server answers every push
-        # with the new weights, and one call that updates and reads them costs 0.95-0.98 ms of CPU per push
-        # against 1.43-1.47 ms for the two calls (XLA, Adam, 269,322 parameters, this project's machine).
-        self._delta_fns = {read: _trace(graph, self._flat_spec)
-                           for read, graph in ((False, self._delta_graph), (True, self._delta_read_graph))}
+        spec = [tf.TensorSpec([self.num_params], tf.float32)]
+
+        def concrete(graph, signature=spec, **options):
+            # Traced here, once, before any thread calls it; calling the concrete function skips
+            # tf.function's argument dispatch: 0.2-0.5 ms less per call on this project's 2-core
+            # machine, which the server pays for the update and again for the read of every push.
+            return tf.function(graph, input_signature=signature, autograph=False, **options).get_concrete_function()
+
+        self._read_fn = concrete(self._read_graph, signature=[])
+        self._grad_plain = concrete(self._apply_graph)
+        self._delta_fn = concrete(self._delta_graph)
         # XLA fuses the optimizer update (about 2x faster for Adam on CPU at 269,322 parameters), but
-        # compiling it costs most of a second per fit, more than a small model's whole fit saves; each
-        # function compiles on its first call only. An optimizer or op XLA cannot compile falls back to
-        # the plain graph on first use (traced then).
-        self._grad_graphs = {False: self._apply_graph, True: self._apply_read_graph}
-        self._grad_xla = self.num_params >= XLA_MIN_PARAMS
-        self._grad_fns = {read: _trace(graph, self._flat_spec, jit_compile=self._grad_xla)
-                          for read, graph in self._grad_graphs.items()}
+        # compiling it costs most of a second per fit, more than a small model's whole fit saves.
+        # Optimizers or ops XLA cannot compile fall back to the plain graph on first use.
+        self._grad_fn = self._grad_plain
+        if self.num_params >= XLA_MIN_PARAMS:
+            self._grad_fn = concrete(self._apply_graph, jit_compile=True)
 
     def read(self) -> tuple[int, np.ndarray]:
         """``(version, weights)``: the number of updates applied and a flat copy."""
@@ -144,38 +146,28 @@ class WeightStore:
 
     def apply(self, values: np.ndarray, delta: bool = False) -> None:
         """Apply a flat gradient through the optimizer, or add a flat weight delta."""
-        self._update(values, delta, read=False)
-
-    def apply_and_read(self, values: np.ndarray, delta: bool = False) -> tuple[int, np.ndarray]:
-        """:meth:`apply`, then :meth:`read` the weights it produced, in one TensorFlow call.
-
-        The weights include this update and every update applied before it (in
-        ``hogwild``, a delta added concurrently may be missing from them).
-        """
-        return self._update(values, delta, read=True)
-
-    def _update(self, values: np.ndarray, delta: bool, read: bool) -> Any:
         import tensorflow as tf
 
         values = tf.constant(values, tf.float32)
         with self._optimizer_lock if not delta else self._lock:
-            weights = self._delta_fns[read](values) if delta else self._apply_gradient(values, read)
+            if delta:
+                self._delta_fn(values)
+            else:
+                self._apply_gradient(values)
             self.version = next(self._versions)
-            return (self.version, weights.numpy()) if read else None
 
-    def _apply_gradient(self, values: Any, read: bool) -> Any:  # a float32 tf.Tensor of num_params values
+    def _apply_gradient(self, values: Any) -> None:  # a float32 tf.Tensor of num_params values
         import tensorflow as tf
 
         try:
-            return self._grad_fns[read](values)
+            self._grad_fn(values)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
-            if not self._grad_xla:
+            if self._grad_fn is self._grad_plain:
                 raise
             logger.info("XLA cannot compile the %s update (%s); using the plain graph",
                         type(self.optimizer).__name__, str(e).splitlines()[0])
-            self._grad_xla = False
-            self._grad_fns = {r: _trace(graph, self._flat_spec) for r, graph in self._grad_graphs.items()}
-            return self._grad_fns[read](values)
+            self._grad_fn = self._grad_plain
+            self._grad_plain(values)
 
     def _split(self, flat):
         import tensorflow as tf
@@ -194,22 +186,3 @@ class WeightStore:
     def _delta_graph(self, flat) -> None:
         for v, d in zip(self.variables, self._split(flat)):
             v.assign_add(d)
-
-    def _apply_read_graph(self, flat):
-        self._apply_graph(flat)
-        return self._read_graph()
-
-    def _delta_read_graph(self, flat):
-        self._delta_graph(flat)
-        return self._read_graph()
-
-
-def _trace(graph: Any, signature: list, **options: Any) -> Any:
-    """``graph`` as a traced concrete function, before any thread calls it.
-
-    Calling the concrete function skips tf.function's argument dispatch: 0.2-0.5 ms less per call on
-    this project's 2-core machine, which the server pays on every push.
-    """
-    import tensorflow as tf
-
-    return tf.function(graph, input_signature=signature, autograph=False, **options).get_concrete_function()

@@ -220,7 +220,8 @@ class SyncCoordinator:
         if not self._pushed or len(self._pushed | self._done) < self._num_workers:
             return
         if self._samples > 0 and self._delta:
-            self._weights = self._store.apply_and_read(self._sum / np.float32(self._samples), delta=True)
+            self._store.apply(self._sum / np.float32(self._samples), delta=True)
+            self._weights = self._store.read()
         elif self._samples > 0:
             self._rounds += 1
             self._update = (self._rounds, self._sum / np.float32(self._samples))  # a new array per round
