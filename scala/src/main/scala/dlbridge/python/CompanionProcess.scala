@@ -28,7 +28,12 @@ private[dlbridge] final class CompanionProcess private (
   /** The operating-system process id of the child. */
   def pid: Long = process.pid()
 
-  def isAlive: Boolean = process.isAlive
+  /**
+   * Whether the child still runs. `Process.isAlive` alone can lag the exit by a moment: the JDK's
+   * reaper completes the exit future (which `ProcessHandle.onExit` waiters see) before it marks the
+   * `Process` exited. The handle asks the operating system, which no longer knows a reaped pid.
+   */
+  def isAlive: Boolean = process.isAlive && process.toHandle.isAlive
 
   /** The last lines the child wrote (stdout and stderr merged), oldest first. */
   def outputTail: String = output.text

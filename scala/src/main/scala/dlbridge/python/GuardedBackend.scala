@@ -79,8 +79,11 @@ private[dlbridge] final class GuardedBackend(
 
   private def failure(call: String, cause: Throwable): Throwable = cause match {
     case e: Py4JException =>
-      // A lost connection may precede the exit by a moment; a Python exception needs no wait.
-      val waitMs = if (e.isInstanceOf[Py4JNetworkException]) 2000L else 0L
+      // A lost connection may precede the exit by a moment; a Python exception needs no wait. py4j's
+      // callback client reports a failed send as a Py4JException caused by a Py4JNetworkException.
+      val lostConnection = Iterator.iterate[Throwable](e)(_.getCause).takeWhile(_ != null)
+        .exists(_.isInstanceOf[Py4JNetworkException])
+      val waitMs = if (lostConnection) 2000L else 0L
       companion.flatMap(c => c.exitCode(waitMs).map(code => (c, code))) match {
         case Some((c, code)) =>
           new PythonBackendException(
