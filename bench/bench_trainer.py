@@ -9,7 +9,8 @@ Run with ``dev/bench trainer`` (or ``python bench/bench_trainer.py --help``). In
   parameters), Adam(1e-3), batch 128, same epochs, in this process, measured right
   before each trainer fit (paired, so that a change in machine load hits both), the
   median of ``--reference-passes`` fits (default 3);
-  the modes run in rounds (``--repeats``), and the summary gives each variant's
+  the modes run in rounds (``--repeats``), each round starting one mode later than the
+  last (so each mode's references stand at each place in a round), and the summary gives each variant's
   median ratios over the rounds; a second summary divides each variant's median
   training throughput by the median of every ``model.fit`` pass of the run;
 * each mode (hogwild, async, sync) with 2 workers, same model, batch and optimizer:
@@ -275,9 +276,13 @@ def _paired_runs(args) -> list[tuple[dict, dict]]:
             trainer_run(df, "hogwild", x_test, y_test, 1, args.batch, tmp)  # start Python workers, warm the JVM
             print(f"warm-up fit, 1 epoch (fresh session: Python workers import TensorFlow): "
                   f"{time.perf_counter() - started:.1f} s")
+            modes = args.modes.split(",")
+            # Each round starts one mode later: a reference measured right after a trainer fit ran slower
+            # or faster by where it stood in the round (2026-12-02: the first mode's paired references
+            # were 34-40k samples/s in three runs, the third's 29-39k), so each mode takes each place.
             return [(single_process(x, y, x_test, y_test, args.epochs, args.batch, args.reference_passes),
                      trainer_run(df, mode, x_test, y_test, args.epochs, args.batch, tmp))
-                    for _ in range(args.repeats) for mode in args.modes.split(",")]
+                    for r in range(args.repeats) for mode in modes[r % len(modes):] + modes[:r % len(modes)]]
     finally:
         spark.stop()
 
