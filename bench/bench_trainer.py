@@ -332,7 +332,6 @@ def _report(pairs: list[tuple[dict, dict]]) -> None:
                 print(f"| {what} | {base} | {cost['training_samples_per_sec']:+.1%} | {cost['samples_per_sec']:+.1%} |")
 
 
-
 def _report_pooled(pairs: list[tuple[dict, dict]]) -> None:
     """Each variant's median training rate against the median of every ``model.fit`` pass of the run.
 
