@@ -52,8 +52,8 @@ def small_model(input_dim: int = 4, outputs: int = 1, activation: str | None = N
 
 
 def trainer_threads() -> list[str]:
-    """Names of live threads that belong to a parameter server."""
-    return [t.name for t in threading.enumerate() if t.name.startswith("dlbridge-ps")]
+    """Names of live threads that belong to a parameter server or to a chained run's driver side."""
+    return [t.name for t in threading.enumerate() if t.name.startswith(("dlbridge-ps", "dlbridge-epochs"))]
 
 
 def open_tcp_on_port(port: int) -> list[str]:

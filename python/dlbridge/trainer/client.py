@@ -65,6 +65,7 @@ class ServerConnection:
                         "attack; check the driver log.") from e
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay, attempts = min(2 * delay, MAX_BACKOFF), attempts + 1
+        self._timeout = timeout
         self._sock.settimeout(timeout)
 
     def _open(self, host: str, port: int, secret: bytes, pin: bytes | None, deadline: float) -> socket.socket:
@@ -157,6 +158,24 @@ class ServerConnection:
         p.send_frame(self._sock, p.REPORT, p.WEIGHTS_HEADER.pack(applied_round), memoryview(data).cast("B"),
                      optimizer_state)
         self._expect(p.ACK)
+
+    def next_epoch(self, message: dict[str, Any], state: bytes = b"") -> int:
+        """A task of a chained run: report an epoch's end (``message["finished"]``), get the epoch to train next.
+
+        Returns the epoch, or 0 when the task stops. The wait has no timeout: the
+        driver answers once every partition has reported (and the epoch was
+        recorded), and a fit that ends or fails closes the connection.
+        """
+        self._sock.settimeout(None)
+        try:
+            p.send_frame(self._sock, p.EPOCH, *p.epoch_frame(message, state))
+            answer = p.parse_json(self._expect(p.ACK))
+        finally:
+            self._sock.settimeout(self._timeout)
+        epoch = answer.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise p.ProtocolError(f"expected the next epoch from {self.address}, got {answer!r}")
+        return epoch
 
     def _send_push(self, flags: int, values: np.ndarray, samples: int) -> None:
         data = np.ascontiguousarray(values, dtype="<f4")

@@ -1,4 +1,4 @@
-"""Driver orchestration: prepare data, run the server, one Spark job per epoch, collect history."""
+"""Driver orchestration: prepare data, run the server, run the epochs' Spark jobs, collect history."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,10 +7,10 @@ import math
 import re
 import time
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from dlbridge.executor_env import check_executors
-from dlbridge.trainer import models, objectives, seeding, state, transport
+from dlbridge.trainer import chained, models, objectives, seeding, state, transport
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.epoch_hooks import EpochHooks
 from dlbridge.trainer.options import TrainingOptions
@@ -18,11 +18,12 @@ from dlbridge.trainer.progress import Progress
 from dlbridge.trainer.protocol import new_secret
 from dlbridge.trainer.server import ParameterServer, check_capacity
 from dlbridge.trainer.store import WeightStore
-from dlbridge.trainer.worker import (STATS_SCHEMA, WorkerSpec, evaluate_function, remove_input_function,
-                                     replay_function, train_function)
+from dlbridge.trainer.worker import (STATS_SCHEMA, WorkerSpec, chained_function, evaluate_function,
+                                     remove_input_function, replay_function, train_function)
 
 logger = logging.getLogger("dlbridge.trainer")
 DEFAULT_TIMEOUT = 300.0
+CHAIN_PATIENCE = 0.5  # of the timeout: how long a chained run waits for an epoch's last report after its first
 
 
 @dataclasses.dataclass
@@ -78,14 +79,18 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
     """Train a Keras model on a Spark DataFrame with a parameter server on the driver.
 
     The input is read, checked (``options.handleInvalid``) and cached; a
-    parameter server starts on the driver; each epoch is one Spark job whose
-    tasks stream their partition in mini-batches, compute gradients of the
-    loss and exchange them with the server (``options.mode``). The cached
-    input is released and the server stopped when ``fit`` returns or fails.
+    parameter server starts on the driver; the first epoch is one Spark job
+    whose tasks stream their partition in mini-batches, compute gradients of
+    the loss and exchange them with the server (``options.mode``), keeping
+    their input on local disk. The later epochs train on those files: all in
+    one Spark job when there is no validation split and every worker has a
+    task slot (:mod:`dlbridge.trainer.chained`), else one job per epoch. The
+    cached input is released and the server stopped when ``fit`` returns or
+    fails.
 
     Each finished epoch prints one line on the driver's console
     (``options.verbose``), and the Spark jobs of epoch k carry the job
-    description ``dlbridge fit <uid> epoch k/n`` (``<uid>``: the stage being
+    description ``dlbridge fit <uid> epoch k/n`` (``epochs k-n/n`` for a chained run; ``<uid>``: the stage being
     fitted, when ``fit`` runs inside a registered estimator's fit function;
     the caller's description is restored afterwards). See
     :mod:`dlbridge.trainer.progress`.
@@ -126,7 +131,11 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
         ``"classification"`` or ``"regression"`` to override inference from the
         label, the loss and the model. Defaults to ``None``.
     timeout : float
-        Seconds any single network wait (and a sync round) may take. Defaults to ``300``.
+        Seconds any single network wait (and a sync round) may take, except a
+        worker's wait at an epoch's end in a chained run, which lasts until the
+        driver has recorded the epoch; the driver waits up to half of it for
+        an epoch's last report after the first (then trains the rest of that
+        epoch in a job of its own). Defaults to ``300``.
 
     Returns
     -------
@@ -243,7 +252,8 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
     bind_host, host = _driver_address(spark)
     secret = new_secret()
     tls = transport.identity_for(spark.sparkContext.getConf())  # TLS when Spark encrypts its own traffic
-    server = ParameterServer(store, secret, options.mode, options.numWorkers, bind_host, timeout, tls)
+    server = ParameterServer(store, secret, options.mode, options.numWorkers, bind_host, timeout, tls,
+                             4 * state.state_size(model))
     fit_id = uuid.uuid4().hex
     sc = spark.sparkContext
     tag = f"dlbridge-fit-{fit_id}"
@@ -262,13 +272,7 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
         logger.info("dlbridge trainer: " + setup[0], *setup[1:])
         progress.detail(*setup)
         progress.start_epochs(resumed, hooks.resumed_from)
-        history = []
-        for epoch in range(resumed + 1, options.epochs + 1):
-            with progress.epoch_jobs(epoch):
-                history.append(_epoch(data, spec, server, epoch, model, hooks, replay=epoch > resumed + 1))
-            progress.epoch_done(history[-1])
-            if hooks.after_epoch(history[-1], model):
-                break
+        history = _run_epochs(spark, data, spec, server, model, hooks, progress, resumed + 1)
         stats = dict(server.stats)
     finally:
         server.on_abort = None
@@ -283,21 +287,61 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
     return TrainingResult(model=model, history=history, summary=summary)
 
 
+def _run_epochs(spark, data: PreparedData, spec: WorkerSpec, server: ParameterServer, model, hooks: EpochHooks,
+                progress: Progress, first: int) -> list[dict[str, Any]]:
+    """Train epochs ``first`` .. ``options.epochs``; the history of those that ran (early stopping may end it)."""
+    options, history = spec.options, []
+
+    def finish(record: dict[str, Any]) -> bool:  # True: early stopping ends training
+        _check_finite(record, options)
+        history.append(record)
+        progress.epoch_done(record)
+        return hooks.after_epoch(record, model)
+
+    chain = chained.can_chain(spark, data.validation is not None, options.numWorkers)
+    epoch = first
+    while epoch <= options.epochs:
+        if chain and epoch > first:
+            with progress.chained_jobs(epoch):
+                outcome = chained.run(
+                    server, _training_job(data.partitions_only(), spec, chained_function(spec)), epoch,
+                    options.epochs, options.numWorkers, options.mode == "sync",
+                    lambda e, rows, seconds: finish(_record(e, rows, seconds, model)),
+                    lambda job, at: _run_job(job, server, at), CHAIN_PATIENCE * spec.timeout)
+            if outcome.stopped or outcome.next_epoch > options.epochs:
+                break
+            epoch = outcome.next_epoch
+            with progress.epoch_jobs(epoch):  # the partitions the run did not train in this epoch
+                rows = _complete_epoch(data, spec, server, epoch, [r.row() for r in outcome.reports])
+            if finish(_record(epoch, rows, time.monotonic() - outcome.epoch_started, model)):
+                break
+        else:
+            with progress.epoch_jobs(epoch):
+                record = _epoch(data, spec, server, epoch, model, hooks, replay=epoch > first)
+            if finish(record):
+                break
+        epoch += 1
+    return history
+
+
 def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int, model,
            hooks: EpochHooks, replay: bool) -> dict[str, Any]:
     started = time.monotonic()
     rows = _train_epoch(data, spec, server, epoch, replay)
-    seconds = time.monotonic() - started
+    record = _record(epoch, rows, time.monotonic() - started, model)
+    if data.validation is not None:
+        record.update(_validate(data, spec, server, epoch, hooks))
+    return record
+
+
+def _record(epoch: int, rows: list, seconds: float, model) -> dict[str, Any]:
+    """The history record of an epoch from its workers' statistics rows; sets their merged state into ``model``."""
     merged = state.merge_reports([(r["state"], r["samples"]) for r in rows], state.state_size(model))
     if merged is not None:
         state.assign_state(model, merged)
     samples = sum(r["samples"] for r in rows)
-    record = {"epoch": epoch, "loss": sum(r["loss_sum"] for r in rows) / max(samples, 1),
-              "samples": samples, "seconds": seconds, "samples_per_sec": samples / seconds}
-    if data.validation is not None:
-        record.update(_validate(data, spec, server, epoch, hooks))
-    _check_finite(record, spec.options)
-    return record
+    return {"epoch": epoch, "loss": sum(r["loss_sum"] for r in rows) / max(samples, 1),
+            "samples": samples, "seconds": seconds, "samples_per_sec": samples / seconds}
 
 
 def _train_epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int, replay: bool) -> list:
@@ -313,7 +357,17 @@ def _train_epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, 
     if not replay:
         return _run_job(_training_job(data.train, spec, train_function(spec, epoch, keep)), server, epoch)
     rows = _run_job(_training_job(data.partitions_only(), spec, replay_function(spec, epoch)), server, epoch)
-    missing = frozenset(r["partition"] for r in rows if r["missing"])
+    return _complete_epoch(data, spec, server, epoch, rows)
+
+
+def _complete_epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int, rows: list) -> list:
+    """``rows`` of a replayed epoch, completed by streaming the partitions that did not train in it.
+
+    A partition did not train when its row says ``missing`` or it has no row
+    (a chained run that ended inside the epoch).
+    """
+    keep = epoch < spec.options.epochs
+    missing = frozenset(range(spec.options.numWorkers)) - {r["partition"] for r in rows if not r["missing"]}
     if not missing:
         return rows
     if spec.options.mode == "sync":
@@ -326,7 +380,7 @@ def _train_epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, 
     from pyspark.sql import functions as F
 
     again = data.train.where(F.spark_partition_id().isin(*missing))
-    return [r for r in rows if not r["missing"]] + _run_job(
+    return [r for r in rows if r["partition"] not in missing] + _run_job(
         _training_job(again, spec, train_function(spec, epoch, keep, missing)), server, epoch)
 
 
@@ -372,16 +426,17 @@ def _validate(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epo
     return metrics
 
 
-def _run_job(frame, server: ParameterServer, epoch: int) -> list:
+def _run_job(frame, server: ParameterServer, epoch: int | Callable[[], int]) -> list:
+    """The rows of ``frame``'s job; a failure raises naming ``epoch`` (or what it returns, then)."""
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
     try:
         rows = frame.collect()
     except (Py4JError, PySparkException) as e:
-        raise RuntimeError(_failure_message(server, epoch, e)) from e
+        raise RuntimeError(_failure_message(server, epoch() if callable(epoch) else epoch, e)) from e
     if server.closed or server.failure:
-        raise RuntimeError(_failure_message(server, epoch, None)) from server.failure
+        raise RuntimeError(_failure_message(server, epoch() if callable(epoch) else epoch, None)) from server.failure
     return rows
 
 

@@ -8,7 +8,8 @@ console (``verbose >= 1``)::
 (with ``metrics=["auc"]`` also ``- val_auc 0.9870`` after ``val_accuracy``)
 
 and every Spark job of the fit carries the description
-``dlbridge fit <uid> epoch k/n`` in the Spark UI (restored afterwards), where
+``dlbridge fit <uid> epoch k/n`` in the Spark UI (``epochs k-n/n`` for the one
+job of a chained run; restored afterwards), where
 ``<uid>`` is the uid of the stage being fitted (:func:`stage`).
 
 The lines go through the logger ``dlbridge.progress`` (level INFO). Unless the
@@ -155,6 +156,10 @@ class Progress:
     def epoch_jobs(self, epoch: int) -> contextlib.AbstractContextManager[None]:
         """:meth:`jobs` for the training and validation jobs of ``epoch``: ``"... epoch k/n"``."""
         return self.jobs(f"epoch {epoch}/{self.epochs}")
+
+    def chained_jobs(self, first: int) -> contextlib.AbstractContextManager[None]:
+        """:meth:`jobs` for a chained run of epochs ``first`` .. n (:mod:`dlbridge.trainer.chained`): ``"... epochs k-n/n"``."""
+        return self.jobs(f"epochs {first}-{self.epochs}/{self.epochs}")
 
     def epoch_done(self, record: dict[str, Any]) -> None:
         """Prints the line of a finished epoch (``verbose >= 1``) from its history record."""

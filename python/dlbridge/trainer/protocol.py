@@ -37,7 +37,7 @@ NONCE_BYTES = 32
 
 # Frame kinds.
 CHALLENGE, AUTH, AUTH_OK = 1, 2, 3
-HELLO, PULL, PUSH, DONE, BYE, PULL_STATE, REPORT = 10, 11, 12, 13, 14, 15, 16
+HELLO, PULL, PUSH, DONE, BYE, PULL_STATE, REPORT, EPOCH = 10, 11, 12, 13, 14, 15, 16, 17
 WEIGHTS, ACK, ERROR, BUSY, STATE, UPDATE = 20, 21, 22, 23, 24, 25
 
 # PUSH payload: flags, samples, then float32 values. Flag bits:
@@ -52,6 +52,10 @@ WANT_UPDATE = 4  # sync mode, a gradient: reply UPDATE, the round's averaged gra
 # REPORT payload (a sync worker at the end of its epoch): the last round it applied, then
 # its weights and optimizer state as in STATE.
 WEIGHTS_HEADER = struct.Struct("<Q")
+# EPOCH payload (a task of a chained run, see dlbridge.trainer.epoch_board): the JSON control message's
+# length, the message (partition, task attempt and, after an epoch, its statistics), then the worker
+# model's non-trainable state as raw little-endian float32. The answer is an ACK with {"epoch": next, 0: stop}.
+EPOCH_HEADER = struct.Struct("<I")
 
 
 class ProtocolError(RuntimeError):
@@ -132,6 +136,23 @@ def parse_json(payload: memoryview) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ProtocolError("control frame is not a JSON object")
     return message
+
+
+def epoch_frame(message: dict[str, Any], state: bytes) -> tuple[bytes, bytes, bytes]:
+    """The parts of an ``EPOCH`` frame carrying ``message`` and ``state``."""
+    text = json.dumps(message).encode("utf-8")
+    return EPOCH_HEADER.pack(len(text)), text, state
+
+
+def parse_epoch_frame(payload: memoryview) -> tuple[dict[str, Any], bytes]:
+    """The JSON message and the state bytes of an ``EPOCH`` frame."""
+    if len(payload) < EPOCH_HEADER.size:
+        raise ProtocolError("EPOCH frame shorter than its header")
+    (size,) = EPOCH_HEADER.unpack(payload[: EPOCH_HEADER.size])
+    end = EPOCH_HEADER.size + size
+    if size > MAX_CONTROL_FRAME or end > len(payload):
+        raise ProtocolError(f"EPOCH frame declares a {size}-byte message in {len(payload)} bytes")
+    return parse_json(payload[EPOCH_HEADER.size:end]), bytes(payload[end:])
 
 
 def floats(payload: memoryview, offset: int, expected: int) -> np.ndarray:

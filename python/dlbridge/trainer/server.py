@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 from dlbridge.trainer import protocol as p
 from dlbridge.trainer import transport
+from dlbridge.trainer.epoch_board import BoardClosed, EpochBoard, EpochReport
 from dlbridge.trainer.store import WeightStore
 from dlbridge.trainer.sync import SyncAborted, SyncCoordinator
 
@@ -93,10 +94,20 @@ class ParameterServer:
         Seconds an authenticated connection may stay silent, and a sync round may wait.
     tls : transport.TlsIdentity, optional
         Speak TLS with this certificate on every connection. Defaults to ``None`` (plain TCP).
+    state_bytes : int
+        Bytes of the model's non-trainable state, which a task of a chained run
+        reports at each epoch's end (the ``EPOCH`` frame's size limit). Defaults to ``0``.
+
+    Attributes
+    ----------
+    board : EpochBoard or None
+        The chained run in progress (:mod:`dlbridge.trainer.chained` sets it);
+        ``EPOCH`` frames are refused while it is ``None``.
     """
 
     def __init__(self, store: WeightStore, secret: bytes, mode: str, num_workers: int,
-                 bind_host: str, timeout: float, tls: transport.TlsIdentity | None = None) -> None:
+                 bind_host: str, timeout: float, tls: transport.TlsIdentity | None = None,
+                 state_bytes: int = 0) -> None:
         self.store = store
         self.mode = mode
         self.timeout = timeout
@@ -111,7 +122,8 @@ class ParameterServer:
         # the largest frame a worker sends: a PUSH, or in sync mode a REPORT of weights and optimizer state
         self._report_state_size = store.optimizer_state_size if mode == "sync" else 0
         self._max_frame = (p.WEIGHTS_HEADER.size + 4 * store.num_params + self._report_state_size
-                           + p.MAX_CONTROL_FRAME)
+                           + state_bytes + p.MAX_CONTROL_FRAME)
+        self.board: EpochBoard | None = None
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._pending = self._authenticated = 0
@@ -143,6 +155,8 @@ class ParameterServer:
         reason = reason or "parameter server closed"
         if self._sync:
             self._sync.abort(reason)
+        if self.board is not None:
+            self.board.close(reason)
         self._stopping.set()
         self._wake_w.send(b"x")
         self._acceptor.join(self.timeout)
@@ -228,7 +242,7 @@ class ParameterServer:
                 return
             state["conn"].settimeout(self.timeout)
             self._session(state["conn"], state)
-        except SyncAborted as e:
+        except (SyncAborted, BoardClosed) as e:
             _send_error(state["conn"], str(e))
         except (p.ProtocolError, ValueError) as e:
             logger.warning("parameter server on port %d: protocol error from %s: %s", self.port, addr, e)
@@ -290,6 +304,9 @@ class ParameterServer:
     def _finish(self, state: dict[str, Any]) -> None:
         if self._sync and "partition" in state:
             self._sync.worker_lost(state["partition"], state["generation"])
+        if "chained" in state:
+            board, partition, attempt = state["chained"]
+            board.detach(partition, attempt)
         conn = state["conn"]
         with self._lock:
             self._conns.discard(conn)
@@ -319,6 +336,8 @@ class ParameterServer:
                 p.send_frame(conn, p.ACK)
             elif kind == p.HELLO:
                 self._on_hello(conn, p.parse_json(payload), state)
+            elif kind == p.EPOCH:
+                self._on_epoch(conn, payload, state)
             elif kind == p.DONE:
                 if self._sync and "partition" in state:
                     self._sync.done(state["partition"], state["generation"])
@@ -340,6 +359,26 @@ class ParameterServer:
             state["partition"] = partition  # from here, a lost connection aborts the generation
             answer["everyone_present"] = self._sync.wait_for_all(partition, state["generation"])
         p.send_json(conn, p.ACK, answer)
+
+    def _on_epoch(self, conn: socket.socket, payload: memoryview, session: dict[str, Any]) -> None:
+        board = self.board
+        if board is None:
+            raise p.ProtocolError("EPOCH frame outside a chained run")
+        message, state = p.parse_epoch_frame(payload)
+        _require_ints(message, "partition", "task_attempt_id")
+        partition, attempt, finished = int(message["partition"]), int(message["task_attempt_id"]), message.get("finished")
+        session["chained"] = (board, partition, attempt)  # detached from the board when this connection ends
+        report = None
+        if finished is not None:
+            if not isinstance(finished, dict):
+                raise p.ProtocolError("an EPOCH frame's 'finished' must be an object")
+            _require_ints(finished, "epoch", "samples", "pushes", "correct")
+            loss_sum, missing = finished.get("loss_sum"), finished.get("missing")
+            if not isinstance(loss_sum, (int, float)) or isinstance(loss_sum, bool) or not isinstance(missing, bool):
+                raise p.ProtocolError("an EPOCH frame's statistics need a number 'loss_sum' and a boolean 'missing'")
+            report = EpochReport(partition, int(finished["epoch"]), int(finished["samples"]), float(loss_sum),
+                                 int(finished["pushes"]), int(finished["correct"]), missing, state)
+        p.send_json(conn, p.ACK, {"epoch": board.next_epoch(partition, attempt, report)})
 
     def _on_push(self, conn: socket.socket, payload: memoryview, state: dict[str, Any]) -> None:
         if len(payload) < p.PUSH_HEADER.size:
@@ -417,7 +456,7 @@ def _shutdown(conn: socket.socket) -> None:
 def _require_ints(message: dict[str, Any], *names: str) -> None:
     bad = [n for n in names if not isinstance(message.get(n), int) or isinstance(message.get(n), bool)]
     if bad:
-        raise p.ProtocolError(f"HELLO needs integer fields {', '.join(bad)}")
+        raise p.ProtocolError(f"control message needs integer fields {', '.join(bad)}")
 
 
 def _send_error(conn: socket.socket, message: str) -> None:

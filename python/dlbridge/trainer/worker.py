@@ -93,6 +93,22 @@ def replay_function(spec: WorkerSpec, epoch: int) -> Callable[[Iterator], Iterat
     return train
 
 
+def chained_function(spec: WorkerSpec) -> Callable[[Iterator], Iterator]:
+    """The ``mapInArrow`` function of a chained run: epoch after epoch on the input files, as the driver says.
+
+    Each task asks the parameter server which epoch to train, trains it on its
+    partition's input files, reports the epoch's statistics and asks again,
+    until the answer is 0 (see :mod:`dlbridge.trainer.epoch_board`). A task
+    without its partition's files reports ``missing`` instead of training. It
+    yields no rows: the statistics reach the driver through the server.
+    """
+
+    def train(batches: Iterator) -> Iterator:
+        return chained_partition(spec, batches)
+
+    return train
+
+
 def remove_input_function(fit_id: str) -> Callable[[Iterator], Iterator]:
     """The ``mapInArrow`` function deleting a fit's input files on the executors it runs on."""
 
@@ -150,8 +166,40 @@ def replay_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterato
     yield _train(spec, epoch, context, partition, source, present).record_batch()
 
 
+def chained_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:
+    """Train on the partition's input files for the epochs the server hands out; yield nothing."""
+    from pyspark import TaskContext
+
+    _drain(batches)  # no rows, as in replay_partition
+    context = TaskContext.get()
+    partition = context.partitionId() if context else 0
+    attempt = context.taskAttemptId() if context else 0
+    with _connect(spec) as conn:
+        epoch = conn.next_epoch({"partition": partition, "task_attempt_id": attempt})
+        while epoch:
+            present = partition_cache.has_partition(spec.fit_id, partition)
+            stats = _Stats(partition)
+            if present or spec.options.mode == "sync":  # a sync task joins the barrier either way (see _train)
+                source = partition_cache.replay(spec.fit_id, partition) if present else iter(())
+                stats = _train_on(conn, spec, epoch, context, partition, source, present)
+            else:
+                stats.missing = True
+            finished = {"epoch": epoch, "samples": stats.samples, "loss_sum": stats.loss_sum,
+                        "pushes": stats.pushes, "correct": stats.correct, "missing": stats.missing}
+            epoch = conn.next_epoch({"partition": partition, "task_attempt_id": attempt, "finished": finished},
+                                    stats.state)
+    yield from ()
+
+
 def _train(spec: WorkerSpec, epoch: int, context, partition: int, source: Iterator[tuple[np.ndarray, ...]],
            present: bool = True) -> _Stats:
+    """Train on ``source`` for one epoch, on a connection of its own (see :func:`_train_on`)."""
+    with _connect(spec) as conn:
+        return _train_on(conn, spec, epoch, context, partition, source, present)
+
+
+def _train_on(conn: ServerConnection, spec: WorkerSpec, epoch: int, context, partition: int,
+              source: Iterator[tuple[np.ndarray, ...]], present: bool = True) -> _Stats:
     """Train on ``source`` for one epoch; in ``sync`` mode, only if every worker of the barrier has its input.
 
     ``present`` is False for a ``sync`` replay task without its input files: it
@@ -163,24 +211,23 @@ def _train(spec: WorkerSpec, epoch: int, context, partition: int, source: Iterat
     rng = np.random.default_rng([opts.seed % 2 ** 64, epoch, partition]) if opts.shuffle else None
     stream = minibatches_of(source, opts.batchSize, rng)
     stats = _Stats(partition)
-    with _connect(spec) as conn:
-        answer = conn.hello({"partition": partition, "epoch": epoch,
-                             "attempt": context.attemptNumber() if context else 0,
-                             "task_attempt_id": context.taskAttemptId() if context else 0, "present": present,
-                             "num_params": spec.num_params})
-        if not answer.get("everyone_present", True):  # sync: no worker trains; the driver streams the epoch again
-            stats.missing = not present
-            conn.done({"epoch": epoch})
-            return stats
-        if opts.stepsPerSync == 1 and opts.mode == "sync":
-            _sync_gradient_loop(runtime, conn, stream, stats)
-        elif opts.stepsPerSync == 1:
-            _gradient_loop(runtime, conn, stream, stats)
-        else:
-            runtime.assign(conn.pull()[1])
-            _local_loop(runtime, conn, stream, stats, opts.stepsPerSync)
-        if opts.mode == "sync":
-            conn.done({"epoch": epoch})
+    answer = conn.hello({"partition": partition, "epoch": epoch,
+                         "attempt": context.attemptNumber() if context else 0,
+                         "task_attempt_id": context.taskAttemptId() if context else 0, "present": present,
+                         "num_params": spec.num_params})
+    if not answer.get("everyone_present", True):  # sync: no worker trains; the driver streams the epoch again
+        stats.missing = not present
+        conn.done({"epoch": epoch})
+        return stats
+    if opts.stepsPerSync == 1 and opts.mode == "sync":
+        _sync_gradient_loop(runtime, conn, stream, stats)
+    elif opts.stepsPerSync == 1:
+        _gradient_loop(runtime, conn, stream, stats)
+    else:
+        runtime.assign(conn.pull()[1])
+        _local_loop(runtime, conn, stream, stats, opts.stepsPerSync)
+    if opts.mode == "sync":
+        conn.done({"epoch": epoch})
     stats.state = runtime.state().tobytes()
     return stats
 
