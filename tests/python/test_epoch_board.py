@@ -20,14 +20,15 @@ def _report(partition: int, epoch: int, missing: bool = False) -> EpochReport:
                        state=b"")
 
 
-def _ask(board: EpochBoard, partition: int, finished: EpochReport | None,
-         attempt: int | None = None) -> tuple[threading.Thread, dict]:
+def _ask(board: EpochBoard, partition: int, finished: EpochReport | None, attempt: int | None = None,
+         attempt_number: int = 0) -> tuple[threading.Thread, dict]:
     """``board.next_epoch`` on a thread of its own (it blocks until the driver decides); attempt 100 + partition."""
     out: dict = {}
 
     def call() -> None:
         try:
-            out["epoch"] = board.next_epoch(partition, 100 + partition if attempt is None else attempt, finished)
+            out["epoch"] = board.next_epoch(partition, 100 + partition if attempt is None else attempt, finished,
+                                            attempt_number)
         except BaseException as e:  # noqa: BLE001 - the test inspects it
             out["error"] = e
 
@@ -84,7 +85,7 @@ def test_a_retried_attempt_trains_the_current_epoch_unless_its_partition_reporte
 def test_a_second_attempt_stands_by_while_the_first_is_connected_and_takes_over_if_it_drops() -> None:
     board = EpochBoard(2, 3, partitions=1)
     assert board.next_epoch(0, 100, None) == 2
-    copy, copy_out = _ask(board, 0, None, attempt=300)  # a speculative copy of the running task
+    copy, copy_out = _ask(board, 0, None, attempt=300, attempt_number=1)  # a speculative copy of the task
     copy.join(0.2)
     assert copy.is_alive(), "the copy must not train while the first attempt is connected"
     board.detach(0, 100)  # the first attempt's connection dropped in the middle of epoch 2
@@ -94,6 +95,16 @@ def test_a_second_attempt_stands_by_while_the_first_is_connected_and_takes_over_
     assert len(board.wait_epoch(2, patience=5)) == 1
     board.decide(2, go_on=True)
     assert _answer(done, done_out) == 3
+
+
+def test_a_first_attempt_of_a_newer_stage_attempt_ends_at_once_while_the_older_ones_task_trains_on() -> None:
+    board = EpochBoard(2, 3, partitions=2)
+    assert board.next_epoch(0, 100, None) == board.next_epoch(1, 101, None) == 2
+    # partition 1's executor died; Spark resubmits the stage (attempt 1), whose task of partition 0 must not
+    # hold a task slot while partition 0's first task trains on
+    assert board.next_epoch(0, 200, None, attempt_number=0) == 0
+    board.detach(1, 101)
+    assert board.next_epoch(1, 201, None, attempt_number=0) == 2  # the lost partition's new task trains
 
 
 def test_in_sync_mode_a_new_attempt_restarts_the_epoch_for_every_partition() -> None:

@@ -157,11 +157,12 @@ def test_hostile_traffic_during_a_fit(cluster, data, reliability, tmp_path) -> N
     baseline = listening_ports(os.getpid())
     with reliability.scenario("PySpark fit, hogwild, hostile traffic to the parameter server",
                               HostileTraffic.DESCRIPTION, "standalone") as row, EpochWatcher() as epochs:
-        thread, out = run_in_thread(lambda: _estimator("hogwild").setEpochs(16).fit(train))
+        thread, out = run_in_thread(lambda: _estimator("hogwild").setEpochs(64).fit(train))  # outlives the attack
         epochs.wait_finished(1, 300)
         rss_before = rss_bytes(os.getpid())
         with HostileTraffic(_server_port(baseline), str(tmp_path)) as attack:
             attack.run()
+            assert thread.is_alive(), "the fit ended before the attack did: make it longer"
             thread.join(FIT_TIMEOUT)
         growth = max(attack.peak_rss, rss_bytes(os.getpid())) - rss_before
         row.notes = (f"driver RSS growth under attack {growth / 2**20:.1f} MiB; answers to garbage "

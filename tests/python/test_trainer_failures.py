@@ -52,7 +52,7 @@ def _authenticated_garbage(server, kind: int, payload: bytes) -> int:
 
 @pytest.mark.slow
 def test_attacks_are_rejected_while_a_fit_completes(digits, tmp_path):
-    thread, out = run_in_thread(_digits_fit(digits, epochs=8))
+    thread, out = run_in_thread(_digits_fit(digits, epochs=40))  # long enough to outlive the attacks
     server = wait_for(lambda: [s for s in running_servers() if s.stats["pushes"] > 0], 120, "a training server")[0]
     marker = str(tmp_path / "pwned")
     evil = pickle.dumps(_Payload(marker))
@@ -66,6 +66,7 @@ def test_attacks_are_rejected_while_a_fit_completes(digits, tmp_path):
     assert _authenticated_garbage(server, p.PUSH, evil) == p.ERROR
     assert _authenticated_garbage(server, p.HELLO, evil) == p.ERROR
     assert server.stats["rejected"] >= 5
+    assert thread.is_alive() and not server.closed, "the fit ended before the attacks did: make it longer"
     thread.join(300)
     assert not thread.is_alive() and "error" not in out, out.get("error")
     assert not os.path.exists(marker)

@@ -24,9 +24,9 @@ bytes (for a registered estimator's state); load them with
 :func:`dlbridge.inference.load_model_bytes` (``safe_mode=True``).
 
 How it trains: a parameter server on the driver (one per :func:`fit`, own port,
-own 256-bit secret) holds the trainable weights and the optimizer. The first
-epoch is one Spark job over the cached, repartitioned input: every task streams
-its partition in Arrow batches (keeping it on its executor's local disk for the
+own 256-bit secret) holds the trainable weights and the optimizer. In the
+first epoch, a Spark task per partition of the cached, repartitioned input
+streams its partition in Arrow batches (keeping it on its executor's local disk for the
 later epochs), computes gradients with ``tf.GradientTape`` and exchanges them
 with the server over an HMAC-authenticated binary protocol (raw
 float32, JSON for control, nothing unpickled), inside TLS with a pinned
@@ -35,9 +35,9 @@ per-fit certificate when Spark's ``spark.network.crypto.enabled`` or
 authenticated connections and a few unauthenticated ones, each with one
 handshake deadline; ``fit`` rejects a ``numWorkers`` it cannot serve before
 any Spark job. Without a validation split, and with a task slot for every
-worker, the later epochs run as one Spark job whose tasks meet at the server at
-each epoch's end (:mod:`dlbridge.trainer.chained`); otherwise each epoch is a
-job of its own.
+worker, all epochs run as one Spark job whose tasks meet at the server at each
+epoch's end (:mod:`dlbridge.trainer.chained`); otherwise each epoch is a job
+of its own.
 
 Modes: ``hogwild`` applies gradients one at a time but reads the weights
 without a lock, even during an update; ``async`` serialises updates and reads

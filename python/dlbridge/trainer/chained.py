@@ -1,15 +1,17 @@
-"""The epochs after the first as one Spark job (a chained run), on the driver.
+"""A fit's epochs as one Spark job (a chained run), on the driver.
 
 A fit whose epoch is its own Spark job pays, every epoch, for building the job,
 starting its tasks and their Python workers' command, and draining the cached
 input's partitions: 0.3-0.45 s per epoch on 2 cores (BENCHMARKS.md, "Trainer").
 Once the first epoch has left each partition's input on its executor's disk
 (:mod:`dlbridge.trainer.partition_cache`), the later epochs need no input from
-Spark, so one job can train them all: each task trains its partition epoch
-after epoch and meets the others at the parameter server at each epoch's end
+Spark, so the first epoch's job can go on training them: each task trains its
+partition epoch after epoch (the first on its streamed rows, the others on its
+files) and meets the others at the parameter server at each epoch's end
 (:mod:`dlbridge.trainer.epoch_board`). A thread of the driver records each
 epoch there (history, progress line, checkpoint, TensorBoard, the divergence
-check) while the tasks wait, then lets them go on.
+check) while the tasks wait, then lets them go on. A task that Spark retries
+gets its partition's rows again and streams them for the epoch it retries.
 
 A run chains only what it can finish alone:
 
@@ -21,7 +23,7 @@ A run chains only what it can finish alone:
   its executor was replaced), or whose last report did not come within half
   the fit's ``timeout`` of the first one, ends the run: the driver trains that
   epoch's remaining partitions in a job of their own, as a per-epoch fit does,
-  and starts a new run for the epochs left.
+  and starts a new run, on the input files, for the epochs left.
 """
 from __future__ import annotations
 

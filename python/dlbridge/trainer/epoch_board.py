@@ -11,10 +11,18 @@ on to the next epoch, or stops them.
 A task that Spark starts again (a retried or replacement attempt) asks the
 board which epoch to train: the current one, unless its partition already
 reported it (then it waits for the decision like the first attempt did). While
-another attempt of its partition is still connected (a speculative copy, or a
-retry that came before the server saw the first attempt's connection drop), it
-stands by, and takes over if that attempt's connection drops before the run
-ends: one attempt per partition trains. In ``sync`` mode Spark retries the
+another attempt of its partition is still connected, one attempt trains:
+
+* a second attempt of the task (Spark's attempt number 1 or more: a
+  speculative copy, or a retry that came before the server saw the first
+  attempt's connection drop) stands by, and takes over if that attempt's
+  connection drops before the run ends;
+* a first attempt (number 0) belongs to a newer attempt of the stage (Spark
+  resubmits a stage whose input was lost with an executor, and lets the older
+  stage attempt's running tasks go on): it ends at once, giving its task slot
+  back to the partitions that need one.
+
+In ``sync`` mode Spark retries the
 barrier stage as a whole (and never speculates on it), so every partition
 trains the current epoch again: a new attempt's question clears the epoch's
 earlier reports.
@@ -92,11 +100,12 @@ class EpochBoard:
         self._job_ended = False
         self._closed: str | None = None
 
-    def next_epoch(self, partition: int, attempt: int, finished: EpochReport | None) -> int:
+    def next_epoch(self, partition: int, attempt: int, finished: EpochReport | None, attempt_number: int = 0) -> int:
         """Record ``finished`` (a task's epoch just ended) and return the epoch ``partition`` trains next; 0: stop.
 
         Called by the server's connection thread of the task attempt ``attempt``
-        (Spark's task attempt id); blocks while the partition has reported the
+        (Spark's task attempt id; ``attempt_number`` counts the task's attempts
+        in its stage attempt from 0); blocks while the partition has reported the
         current epoch and the driver has not decided, and while another attempt
         of the partition is connected (see :meth:`detach`).
 
@@ -125,6 +134,8 @@ class EpochBoard:
                 self._cond.notify_all()  # an older attempt waiting at the epoch's end stops
             else:
                 while self._owners.get(partition, attempt) != attempt and self._closed is None:
+                    if attempt_number == 0:
+                        return 0  # a newer stage attempt's task: the older stage attempt's task trains on
                     self._cond.wait()  # stand by while another attempt of the partition is connected
                 self._owners[partition] = attempt
             while True:

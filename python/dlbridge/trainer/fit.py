@@ -79,14 +79,15 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
     """Train a Keras model on a Spark DataFrame with a parameter server on the driver.
 
     The input is read, checked (``options.handleInvalid``) and cached; a
-    parameter server starts on the driver; the first epoch is one Spark job
-    whose tasks stream their partition in mini-batches, compute gradients of
-    the loss and exchange them with the server (``options.mode``), keeping
-    their input on local disk. The later epochs train on those files: all in
-    one Spark job when there is no validation split and every worker has a
-    task slot (:mod:`dlbridge.trainer.chained`), else one job per epoch. The
-    cached input is released and the server stopped when ``fit`` returns or
-    fails.
+    parameter server starts on the driver; in the first epoch the workers (one
+    Spark task per partition) stream their partition in mini-batches, compute
+    gradients of the loss and exchange them with the server
+    (``options.mode``), keeping their input on local disk, and the later
+    epochs train on those files. Without a validation split, and with a task
+    slot for every worker, all epochs are one Spark job
+    (:mod:`dlbridge.trainer.chained`); otherwise each epoch is a job of its
+    own. The cached input is released and the server stopped when ``fit``
+    returns or fails.
 
     Each finished epoch prints one line on the driver's console
     (``options.verbose``), and the Spark jobs of epoch k carry the job
@@ -301,13 +302,15 @@ def _run_epochs(spark, data: PreparedData, spec: WorkerSpec, server: ParameterSe
     chain = chained.can_chain(spark, data.validation is not None, options.numWorkers)
     epoch = first
     while epoch <= options.epochs:
-        if chain and epoch > first:
+        if chain:  # the first run streams the input; one that follows a partial epoch replays the files
+            streams = epoch == first
+            job = _training_job(data.train if streams else data.partitions_only(), spec,
+                                chained_function(spec, streams))
             with progress.chained_jobs(epoch):
                 outcome = chained.run(
-                    server, _training_job(data.partitions_only(), spec, chained_function(spec)), epoch,
-                    options.epochs, options.numWorkers, options.mode == "sync",
+                    server, job, epoch, options.epochs, options.numWorkers, options.mode == "sync",
                     lambda e, rows, seconds: finish(_record(e, rows, seconds, model)),
-                    lambda job, at: _run_job(job, server, at), CHAIN_PATIENCE * spec.timeout)
+                    lambda frame, at: _run_job(frame, server, at), CHAIN_PATIENCE * spec.timeout)
             if outcome.stopped or outcome.next_epoch > options.epochs:
                 break
             epoch = outcome.next_epoch

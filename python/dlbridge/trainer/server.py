@@ -378,7 +378,10 @@ class ParameterServer:
                 raise p.ProtocolError("an EPOCH frame's statistics need a number 'loss_sum' and a boolean 'missing'")
             report = EpochReport(partition, int(finished["epoch"]), int(finished["samples"]), float(loss_sum),
                                  int(finished["pushes"]), int(finished["correct"]), missing, state)
-        p.send_json(conn, p.ACK, {"epoch": board.next_epoch(partition, attempt, report)})
+        attempt_number = message.get("attempt", 0)
+        if not isinstance(attempt_number, int) or isinstance(attempt_number, bool):
+            raise p.ProtocolError("an EPOCH frame's 'attempt' must be an integer")
+        p.send_json(conn, p.ACK, {"epoch": board.next_epoch(partition, attempt, report, attempt_number)})
 
     def _on_push(self, conn: socket.socket, payload: memoryview, state: dict[str, Any]) -> None:
         if len(payload) < p.PUSH_HEADER.size:

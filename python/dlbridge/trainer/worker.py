@@ -93,18 +93,22 @@ def replay_function(spec: WorkerSpec, epoch: int) -> Callable[[Iterator], Iterat
     return train
 
 
-def chained_function(spec: WorkerSpec) -> Callable[[Iterator], Iterator]:
-    """The ``mapInArrow`` function of a chained run: epoch after epoch on the input files, as the driver says.
+def chained_function(spec: WorkerSpec, streams: bool) -> Callable[[Iterator], Iterator]:
+    """The ``mapInArrow`` function of a chained run: epoch after epoch, as the driver says.
 
-    Each task asks the parameter server which epoch to train, trains it on its
-    partition's input files, reports the epoch's statistics and asks again,
-    until the answer is 0 (see :mod:`dlbridge.trainer.epoch_board`). A task
-    without its partition's files reports ``missing`` instead of training. It
-    yields no rows: the statistics reach the driver through the server.
+    Each task asks the parameter server which epoch to train, trains it,
+    reports the epoch's statistics and asks again, until the answer is 0 (see
+    :mod:`dlbridge.trainer.epoch_board`). With ``streams`` the job's input is
+    the training input: a task trains its first epoch on the streamed rows
+    (writing its partition's input files when more epochs follow), so a task
+    that Spark retries streams its partition again. Otherwise (the input of
+    :meth:`PreparedData.partitions_only`) and in its later epochs, it trains on
+    the input files; without them it reports ``missing`` instead of training.
+    It yields no rows: the statistics reach the driver through the server.
     """
 
     def train(batches: Iterator) -> Iterator:
-        return chained_partition(spec, batches)
+        return chained_partition(spec, batches, streams)
 
     return train
 
@@ -166,28 +170,38 @@ def replay_partition(spec: WorkerSpec, epoch: int, batches: Iterator) -> Iterato
     yield _train(spec, epoch, context, partition, source, present).record_batch()
 
 
-def chained_partition(spec: WorkerSpec, batches: Iterator) -> Iterator:
-    """Train on the partition's input files for the epochs the server hands out; yield nothing."""
+def chained_partition(spec: WorkerSpec, batches: Iterator, streams: bool) -> Iterator:
+    """Train for the epochs the server hands out, first on the streamed input (``streams``), then on its files."""
     from pyspark import TaskContext
 
-    _drain(batches)  # no rows, as in replay_partition
+    if not streams:
+        _drain(batches)  # no rows, as in replay_partition
     context = TaskContext.get()
     partition = context.partitionId() if context else 0
-    attempt = context.taskAttemptId() if context else 0
+    task = {"partition": partition, "task_attempt_id": context.taskAttemptId() if context else 0,
+            "attempt": context.attemptNumber() if context else 0}
+    opts = spec.options
     with _connect(spec) as conn:
-        epoch = conn.next_epoch({"partition": partition, "task_attempt_id": attempt})
+        epoch = conn.next_epoch(task)
         while epoch:
             present = partition_cache.has_partition(spec.fit_id, partition)
             stats = _Stats(partition)
-            if present or spec.options.mode == "sync":  # a sync task joins the barrier either way (see _train)
+            if streams:
+                source = windows(batches, spec.input_dim, spec.label_dim, spec.sparse, spec.targets_are_features,
+                                 bool(opts.weightCol))
+                if epoch < opts.epochs:
+                    source = partition_cache.caching(source, spec.fit_id, partition)
+                stats, streams = _train_on(conn, spec, epoch, context, partition, source), False
+            elif present or opts.mode == "sync":  # a sync task joins the barrier either way (see _train)
                 source = partition_cache.replay(spec.fit_id, partition) if present else iter(())
                 stats = _train_on(conn, spec, epoch, context, partition, source, present)
             else:
                 stats.missing = True
             finished = {"epoch": epoch, "samples": stats.samples, "loss_sum": stats.loss_sum,
                         "pushes": stats.pushes, "correct": stats.correct, "missing": stats.missing}
-            epoch = conn.next_epoch({"partition": partition, "task_attempt_id": attempt, "finished": finished},
-                                    stats.state)
+            epoch = conn.next_epoch({**task, "finished": finished}, stats.state)
+    if streams:  # told to stop before it trained: read the input to its end all the same
+        _drain(batches)
     yield from ()
 
 
