@@ -2,7 +2,7 @@
 
 A fit whose epoch is its own Spark job pays, every epoch, for building the job,
 starting its tasks and their Python workers' command, and draining the cached
-input's partitions: 0.3-0.45 s per epoch on 2 cores (BENCHMARKS.md, "Trainer").
+input's partitions: 0.33-0.56 s per epoch on 2 cores (BENCHMARKS.md, "Trainer").
 Once the first epoch has left each partition's input on its executor's disk
 (:mod:`dlbridge.trainer.partition_cache`), the later epochs need no input from
 Spark, so the first epoch's job can go on training them: each task trains its

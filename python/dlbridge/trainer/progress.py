@@ -158,7 +158,13 @@ class Progress:
         return self.jobs(f"epoch {epoch}/{self.epochs}")
 
     def chained_jobs(self, first: int) -> contextlib.AbstractContextManager[None]:
-        """:meth:`jobs` for a chained run of epochs ``first`` .. n (:mod:`dlbridge.trainer.chained`): ``"... epochs k-n/n"``."""
+        """:meth:`jobs` for the one job of a chained run from epoch ``first`` (:mod:`dlbridge.trainer.chained`).
+
+        Its description is ``"<name> epochs k-n/n"``, or :meth:`epoch_jobs`'
+        ``"<name> epoch n/n"`` when it trains the last epoch only.
+        """
+        if first == self.epochs:
+            return self.epoch_jobs(first)
         return self.jobs(f"epochs {first}-{self.epochs}/{self.epochs}")
 
     def epoch_done(self, record: dict[str, Any]) -> None:

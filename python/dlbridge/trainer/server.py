@@ -366,7 +366,8 @@ class ParameterServer:
             raise p.ProtocolError("EPOCH frame outside a chained run")
         message, state = p.parse_epoch_frame(payload)
         _require_ints(message, "partition", "task_attempt_id")
-        partition, attempt, finished = int(message["partition"]), int(message["task_attempt_id"]), message.get("finished")
+        partition, attempt = int(message["partition"]), int(message["task_attempt_id"])
+        finished = message.get("finished")
         session["chained"] = (board, partition, attempt)  # detached from the board when this connection ends
         report = None
         if finished is not None:

@@ -184,7 +184,6 @@ def chained_partition(spec: WorkerSpec, batches: Iterator, streams: bool) -> Ite
     with _connect(spec) as conn:
         epoch = conn.next_epoch(task)
         while epoch:
-            present = partition_cache.has_partition(spec.fit_id, partition)
             stats = _Stats(partition)
             if streams:
                 source = windows(batches, spec.input_dim, spec.label_dim, spec.sparse, spec.targets_are_features,
@@ -192,9 +191,10 @@ def chained_partition(spec: WorkerSpec, batches: Iterator, streams: bool) -> Ite
                 if epoch < opts.epochs:
                     source = partition_cache.caching(source, spec.fit_id, partition)
                 stats, streams = _train_on(conn, spec, epoch, context, partition, source), False
-            elif present or opts.mode == "sync":  # a sync task joins the barrier either way (see _train)
-                source = partition_cache.replay(spec.fit_id, partition) if present else iter(())
-                stats = _train_on(conn, spec, epoch, context, partition, source, present)
+            elif partition_cache.has_partition(spec.fit_id, partition):
+                stats = _train_on(conn, spec, epoch, context, partition, partition_cache.replay(spec.fit_id, partition))
+            elif opts.mode == "sync":  # it joins the barrier all the same (see _train_on): nobody trains
+                stats = _train_on(conn, spec, epoch, context, partition, iter(()), present=False)
             else:
                 stats.missing = True
             finished = {"epoch": epoch, "samples": stats.samples, "loss_sum": stats.loss_sum,
