@@ -296,8 +296,8 @@ def _tls_server_hello(port: int) -> bytes:
 
 def test_tls_fit_under_attack_matches_the_plain_fit(tls_spark):
     train, x_test, y_test = digits_frames(tls_spark)
-    opts = TrainingOptions(mode="sync", epochs=4, batchSize=32, optimizerOptions='{"learning_rate": 0.005}',
-                           verbose=0)
+    opts = TrainingOptions(mode="sync", epochs=40, batchSize=32, optimizerOptions='{"learning_rate": 0.005}',
+                           verbose=0)  # 40 epochs (a few seconds): the fit must outlive the attack
     thread, out = run_in_thread(lambda: fit(train, "features", "label", mlp_builder([64], "classification"), opts))
     servers = wait_for(lambda: [s for s in running_servers() if s.stats["pushes"] > 0] or not thread.is_alive(),
                        300, "a training server")
@@ -313,6 +313,7 @@ def test_tls_fit_under_attack_matches_the_plain_fit(tls_spark):
     for sock in flood:
         sock.close()
     assert dripped < HANDSHAKE_DEADLINE + 2 and _rss_mb() - before < 50
+    assert thread.is_alive(), "the fit ended before the attack did: make it longer"
     thread.join(300)
     assert not thread.is_alive() and "error" not in out, out.get("error")
     tls_result = out["result"]
