@@ -19,8 +19,9 @@ A run chains only what it can finish alone:
   validation job needs task slots, which the chained tasks hold while they
   wait), and so does a fit with more workers than task slots (workers run in
   waves there, and a wave could not wait for the next);
-* an epoch in which a task found no input files (another executor ran it, or
-  its executor was replaced), or whose last report did not come within half
+* an epoch in which a task found no input files (they could not be written,
+  or, in a run that follows a partial epoch, another executor ran the
+  partition before), or whose last report did not come within half
   the fit's ``timeout`` of the first one, ends the run: the driver trains that
   epoch's remaining partitions in a job of their own, as a per-epoch fit does,
   and starts a new run, on the input files, for the epochs left.
@@ -38,7 +39,7 @@ THREAD_NAME = "dlbridge-epochs"
 
 
 def can_chain(spark: Any, has_validation: bool, num_workers: int) -> bool:
-    """``True`` when a fit's replayed epochs can run as one job: no validation split, every worker at once."""
+    """``True`` when a fit's epochs can run as one job: no validation split, and a task slot for every worker."""
     return not has_validation and num_workers <= spark.sparkContext.defaultParallelism
 
 
@@ -55,7 +56,7 @@ class ChainOutcome:
     epoch_started : float
         ``time.monotonic()`` when ``next_epoch`` started.
     stopped : bool
-        The driver ended training (early stopping) after ``next_epoch - 1``.
+        ``on_epoch`` ended training (early stopping) after ``next_epoch - 1``.
     """
 
     next_epoch: int
@@ -112,7 +113,7 @@ def run(server: Any, job: Any, first: int, last: int, partitions: int, sync: boo
                 outcome.epoch_started = time.monotonic()
                 board.decide(epoch, go_on=not stop)
                 if stop:
-                    outcome.stopped = True
+                    outcome.stopped, outcome.next_epoch = True, epoch + 1
                     return
         except BaseException as e:  # noqa: BLE001 - raised on the caller's thread once the job has ended
             failure.append(e)
