@@ -22,10 +22,9 @@ another attempt of its partition is still connected, one attempt trains:
   stage attempt's running tasks go on): it ends at once, giving its task slot
   back to the partitions that need one.
 
-In ``sync`` mode Spark retries the
-barrier stage as a whole (and never speculates on it), so every partition
-trains the current epoch again: a new attempt's question clears the epoch's
-earlier reports.
+In ``sync`` mode Spark retries the barrier stage as a whole (and never
+speculates on it), so every partition trains the current epoch again: a new
+attempt's question clears the epoch's earlier reports.
 """
 from __future__ import annotations
 
@@ -89,7 +88,7 @@ class EpochBoard:
     """
 
     def __init__(self, first: int, last: int, partitions: int, whole_stage_retries: bool = False) -> None:
-        self.first, self.last, self.partitions = first, last, partitions
+        self.last, self.partitions = last, partitions
         self.current = first  # the epoch being trained (or, once decided to stop, the last one that ran)
         self._whole_stage_retries = whole_stage_retries
         self._cond = threading.Condition()

@@ -434,13 +434,15 @@ def _run_job(frame, server: ParameterServer, epoch: int | Callable[[], int]) -> 
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
+    error: BaseException | None = None
     try:
         rows = frame.collect()
     except (Py4JError, PySparkException) as e:
-        raise RuntimeError(_failure_message(server, epoch() if callable(epoch) else epoch, e)) from e
-    if server.closed or server.failure:
-        raise RuntimeError(_failure_message(server, epoch() if callable(epoch) else epoch, None)) from server.failure
-    return rows
+        error = e
+    if error is None and not (server.closed or server.failure):
+        return rows
+    message = _failure_message(server, epoch() if callable(epoch) else epoch, error)
+    raise RuntimeError(message) from (error or server.failure)
 
 
 def _failure_message(server: ParameterServer, epoch: int, error: BaseException | None) -> str:
