@@ -236,6 +236,8 @@ def main() -> None:
     parser.add_argument("--cached-rows", type=int, default=100_000,
                         help="rows of the cached in-memory Vector frame for KerasModel.transform, read "
                         "about rows / cached-rows times (0: no such line)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Spark conf for the session, repeatable, e.g. spark.python.unix.domain.socket.enabled=true")
     parser.add_argument("--skip", default="", help="comma-separated path names to skip, e.g. 'documented vector'")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -246,6 +248,9 @@ def main() -> None:
                .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.python.worker.reuse", "true")
                .config("spark.driver.memory", "4g")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.arrow_batch)))
+    for pair in args.conf:
+        key, _, value = pair.partition("=")
+        builder = builder.config(key, value)
     try:
         builder = builder.config("spark.jars", dlbridge.jar_path())
     except FileNotFoundError:
@@ -263,7 +268,8 @@ def main() -> None:
         model_bytes = f.read()
     print(f"model: 784-256-256-10 MLP, {model.count_params():,} params, .keras {len(model_bytes):,} bytes; "
           f"rows {args.rows:,}; arrow batch {args.arrow_batch}; inference batch {args.batch_size}; "
-          f"partitions {args.partitions}; TF intra-op threads {args.threads or 'task cpus (1)'}", flush=True)
+          f"partitions {args.partitions}; TF intra-op threads {args.threads or 'task cpus (1)'}; "
+          f"confs {args.conf or 'none beyond spark.driver.memory=4g'}", flush=True)
 
     tables = distinct_tables(spark, x)
     frames = input_frames(spark, tables, args.rows, args.partitions)

@@ -80,7 +80,7 @@ def example_accuracy(stdout: str, language: str) -> tuple[float, float]:
 
 
 PROGRESS_LINE = re.compile(r"^dlbridge fit (\S+) epoch (\d+)/(\d+) - loss \d+\.\d{4}( - val_\w+ \d+\.\d{4})* "
-                           r"- \d+ samples/s - \d+\.\ds - ETA \d+(?:s|m\d\ds|h\d\dm)$", re.M)
+                           r"- \d+ samples/s - (?:\d+\.\d|0\.\d\d)s - ETA \d+(?:s|m\d\ds|h\d\dm)$", re.M)
 
 
 def progress_epochs(console: str, uid_prefix: Optional[str] = None) -> List[Tuple[int, int]]:

@@ -102,6 +102,16 @@ def duration(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
+def epoch_seconds(seconds: float) -> str:
+    """An epoch's time: two decimals below one second (a one-job epoch on small data takes
+    hundredths), one above.
+
+    >>> epoch_seconds(0.034), epoch_seconds(0.7), epoch_seconds(12.34)
+    ('0.03s', '0.70s', '12.3s')
+    """
+    return f"{seconds:.2f}s" if seconds < 0.995 else f"{seconds:.1f}s"
+
+
 class Progress:
     """The progress of one fit: its console lines and the description of its Spark jobs.
 
@@ -179,6 +189,6 @@ class Progress:
         eta = per_epoch * (self.epochs - epoch)
         # val_loss, val_accuracy, then val_<name> of each metric (options.metrics), in the history's order
         metrics = "".join(f" - {k} {v:.4f}" for k, v in record.items() if k.startswith("val_"))
-        console_logger().info("%s epoch %d/%d - loss %.4f%s - %.0f samples/s - %.1fs - ETA %s", self.name, epoch,
-                              self.epochs, record["loss"], metrics, record["samples_per_sec"], record["seconds"],
-                              duration(eta))
+        console_logger().info("%s epoch %d/%d - loss %.4f%s - %.0f samples/s - %s - ETA %s", self.name, epoch,
+                              self.epochs, record["loss"], metrics, record["samples_per_sec"],
+                              epoch_seconds(record["seconds"]), duration(eta))
