@@ -169,7 +169,8 @@ def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, c
     # verbose=2: also the input preparation and the training setup
     assert f"dlbridge fit {est.uid}: input read, checked and cached in " in console, console[-3000:]
     assert f"dlbridge fit {est.uid}: hogwild mode, 2 workers, loss sparse_categorical_crossentropy, " in console
-    expected = {f"dlbridge fit {est.uid} epoch {k}/2" for k in (1, 2)} | {f"dlbridge fit {est.uid} preparing input"}
+    expected = {f"dlbridge fit {est.uid} {what}" for what in
+                ("preparing input", "collecting the validation split", "epochs 1-2/2")}  # validated on the driver
     deadline = time.monotonic() + 10  # the status store follows the listener bus, asynchronously
     while not expected <= set(job_descriptions(spark)) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -191,6 +192,30 @@ def test_without_validation_the_epochs_run_as_one_job_and_still_print_each_epoch
         time.sleep(0.2)
     described = [d for d in job_descriptions(spark) if d.startswith(f"dlbridge fit {est.uid} epoch")]
     assert described == [f"dlbridge fit {est.uid} epochs 1-4/4"], described  # one job for all epochs
+
+
+def test_a_validation_split_evaluated_on_the_driver_gives_what_its_validation_jobs_give(spark, data,
+                                                                                       monkeypatch) -> None:
+    """A small validation split is evaluated on the driver, in the fit's one job; one over the driver's budget
+    runs a validation job per epoch. Two sync fits with one seed train the same weights, so their val_ metrics
+    agree."""
+    from dlbridge.trainer import driver_validation
+
+    train, _ = data
+    params = {**QUICK, "mode": "sync", "epochs": 3, "validationFraction": 0.25, "metrics": ["auc"]}
+    on_driver = KerasEstimator(hiddenLayers=[8], **params)
+    driver_history = on_driver.fit(train).summary["history"]
+    monkeypatch.setattr(driver_validation, "DRIVER_BYTES", 0)  # every split is over the budget now
+    by_jobs = KerasEstimator(hiddenLayers=[8], **params)
+    job_history = by_jobs.fit(train).summary["history"]
+    for name in ("loss", "val_loss", "val_accuracy", "val_auc"):
+        np.testing.assert_allclose([h[name] for h in driver_history], [h[name] for h in job_history], rtol=1e-5,
+                                   err_msg=name)
+    assert all(0 < h["val_auc"] <= 1 and 0 <= h["val_accuracy"] <= 1 for h in driver_history), driver_history
+    described = set(job_descriptions(spark))
+    assert f"dlbridge fit {on_driver.uid} epochs 1-3/3" in described, described  # one training job
+    assert not any(d.startswith(f"dlbridge fit {on_driver.uid} epoch ") for d in described), described
+    assert {f"dlbridge fit {by_jobs.uid} epoch {k}/3" for k in (1, 2, 3)} <= described, described
 
 
 # --- KerasModel.fromSavedModel (issue 11, item 8) ---

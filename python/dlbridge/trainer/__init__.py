@@ -34,10 +34,11 @@ per-fit certificate when Spark's ``spark.network.crypto.enabled`` or
 ``spark.ssl.enabled`` is on. The server admits ``4 * numWorkers + 8``
 authenticated connections and a few unauthenticated ones, each with one
 handshake deadline; ``fit`` rejects a ``numWorkers`` it cannot serve before
-any Spark job. Without a validation split, and with a task slot for every
-worker, all epochs run as one Spark job whose tasks meet at the server at each
-epoch's end (:mod:`dlbridge.trainer.chained`); otherwise each epoch is a job
-of its own.
+any Spark job. With a task slot for every worker, all epochs run as one Spark
+job whose tasks meet at the server at each epoch's end
+(:mod:`dlbridge.trainer.chained`), unless a validation split is too large for
+the driver to evaluate (:mod:`dlbridge.trainer.driver_validation`); otherwise
+each epoch is a job of its own.
 
 Modes: ``hogwild`` applies gradients one at a time but reads the weights
 without a lock, even during an update; ``async`` serialises updates and reads

@@ -15,10 +15,11 @@ gets its partition's rows again and streams them for the epoch it retries.
 
 A run chains only what it can finish alone:
 
-* a fit with a validation split runs each epoch as its own job (the
-  validation job needs task slots, which the chained tasks hold while they
-  wait), and so does a fit with more workers than task slots (workers run in
-  waves there, and a wave could not wait for the next);
+* a fit whose validation split is too large to evaluate on the driver
+  (:mod:`dlbridge.trainer.driver_validation`) runs each epoch as its own job
+  (its validation job needs task slots, which the chained tasks hold while
+  they wait), and so does a fit with more workers than task slots (workers
+  run in waves there, and a wave could not wait for the next);
 * an epoch in which a task found no input files (they could not be written,
   or, in a run that follows a partial epoch, another executor ran the
   partition before), or whose last report did not come within half
@@ -38,9 +39,10 @@ from dlbridge.trainer.epoch_board import EpochBoard, EpochReport
 THREAD_NAME = "dlbridge-epochs"
 
 
-def can_chain(spark: Any, has_validation: bool, num_workers: int) -> bool:
-    """``True`` when a fit's epochs can run as one job: no validation split, and a task slot for every worker."""
-    return not has_validation and num_workers <= spark.sparkContext.defaultParallelism
+def can_chain(spark: Any, validation_job: bool, num_workers: int) -> bool:
+    """``True`` when a fit's epochs can run as one job: no validation job per epoch, and a task slot for every
+    worker."""
+    return not validation_job and num_workers <= spark.sparkContext.defaultParallelism
 
 
 @dataclasses.dataclass

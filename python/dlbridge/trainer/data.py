@@ -37,6 +37,10 @@ class PreparedData:
     input_dim: int
     label: LabelInfo
     cached: list = dataclasses.field(default_factory=list)
+    #: Rows of the cached validation split, invalid ones included (0 without one).
+    validation_rows: int = 0
+    #: The validation split's Arrow batches, when the driver evaluates it (:mod:`dlbridge.trainer.driver_validation`).
+    validation_batches: list | None = None
 
     def partitions_only(self):
         """The training input's partitions (and locality) without its rows: the input of jobs that replay
@@ -93,14 +97,15 @@ def prepare(df, features_col: str | Sequence[str], label_col: str | None, option
                                              seed=options.seed)
     frames = [input_cache.persist(f.repartition(options.numWorkers)) for f in (train, validation) if f is not None]
     try:
-        info, input_dim, skipped = _inspect(frames, df, label_col, label_dim, features_col, options)
+        info, input_dim, skipped, counts = _inspect(frames, df, label_col, label_dim, features_col, options)
     except BaseException:
         for frame in frames:
             frame.unpersist()
         raise
     usable = [f.filter(~_invalid_row(label_dim, bool(options.weightCol))) for f in frames] if skipped else frames
     return PreparedData(train=usable[0], validation=usable[1] if validation is not None else None,
-                        input_dim=input_dim, label=info, cached=frames)
+                        input_dim=input_dim, label=info, cached=frames,
+                        validation_rows=counts[1] if validation is not None else 0)
 
 
 def _feature_column(df, features_col: str | Sequence[str]):
@@ -190,11 +195,14 @@ def _aggregations(label_dim: int | None, weighted: bool) -> list:
 
 
 def _inspect(frames: list, df, label_col: str | None, label_dim: int | None, features_col,
-             options: TrainingOptions) -> tuple[LabelInfo, int, int]:
-    """One aggregation job per cached frame; returns the label info, the input size and the rows to skip."""
+             options: TrainingOptions) -> tuple[LabelInfo, int, int, list[int]]:
+    """One aggregation job per cached frame; returns the label info, the input size, the rows to skip and
+    each frame's row count."""
     from pyspark.sql import types as T
 
-    row = _combine([frame.agg(*_aggregations(label_dim, bool(options.weightCol))).first().asDict() for frame in frames])
+    rows = [frame.agg(*_aggregations(label_dim, bool(options.weightCol))).first().asDict() for frame in frames]
+    counts = [int(r["n"] or 0) for r in rows]
+    row = _combine(rows)
     if not row["n"]:
         raise ValueError(f"The training DataFrame has no rows (featuresCol={features_col!r}, "
                          f"labelCol={label_col!r}). Fix: check the filters and the source of the data.")
@@ -204,7 +212,8 @@ def _inspect(frames: list, df, label_col: str | None, label_dim: int | None, fea
                          f"({row['dmin']}..{row['dmax']}); every row needs the same number of features.")
     if label_col is None:
         dim = int(row["dmax"])
-        return LabelInfo(column=None, dim=dim, integral=False, num_classes=None, nominal=False), dim, skipped
+        info = LabelInfo(column=None, dim=dim, integral=False, num_classes=None, nominal=False)
+        return info, dim, skipped, counts
     if label_dim and row["lmin"] != row["lmax"]:
         raise ValueError(f"Label arrays of label_col={label_col!r} vary in length ({row['lmin']}..{row['lmax']}).")
     meta = df.schema[label_col].metadata.get("ml_attr", {})
@@ -216,7 +225,7 @@ def _inspect(frames: list, df, label_col: str | None, label_dim: int | None, fea
     info = LabelInfo(column=label_col, dim=int(row["lmax"]) if label_dim else 0, integral=integral,
                      num_classes=num_classes, nominal=nominal, not_class_count=row.get("not_class") or 0,
                      not_class_example=row.get("not_class_example"))
-    return info, int(row["dmax"]), skipped
+    return info, int(row["dmax"]), skipped, counts
 
 
 def _check_invalid(row: dict, features_col, label_col: str, options: TrainingOptions) -> int:

@@ -10,7 +10,7 @@ import uuid
 from typing import Any, Callable, Sequence
 
 from dlbridge.executor_env import check_executors
-from dlbridge.trainer import chained, models, objectives, seeding, state, transport
+from dlbridge.trainer import chained, driver_validation, models, objectives, runtime, seeding, state, transport
 from dlbridge.trainer.data import PreparedData, prepare
 from dlbridge.trainer.epoch_hooks import EpochHooks
 from dlbridge.trainer.options import TrainingOptions
@@ -83,10 +83,11 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
     Spark task per partition) stream their partition in mini-batches, compute
     gradients of the loss and exchange them with the server
     (``options.mode``), keeping their input on local disk, and the later
-    epochs train on those files. Without a validation split, and with a task
-    slot for every worker, all epochs are one Spark job
-    (:mod:`dlbridge.trainer.chained`); otherwise each epoch is a job of its
-    own. The cached input is released and the server stopped when ``fit``
+    epochs train on those files. With a task slot for every worker, all
+    epochs are one Spark job (:mod:`dlbridge.trainer.chained`), unless the
+    validation split is larger than the driver evaluates itself (64 MiB as
+    float32, :mod:`dlbridge.trainer.driver_validation`); otherwise each epoch
+    is a job of its own. The cached input is released and the server stopped when ``fit``
     returns or fails.
 
     Each finished epoch prints one line on the driver's console
@@ -180,6 +181,10 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
     logger.debug("dlbridge trainer: input read, checked and cached in %.1fs", prepared)
     progress.detail("input read, checked and cached in %.1fs", prepared)
     try:
+        if data.validation is not None:
+            with progress.jobs("collecting the validation split"):
+                data.validation_batches = driver_validation.collect_if_small(
+                    data.validation, data.validation_rows, _values_per_row(data, options))
         keras_model, objective = _setup(data, model, options, task)
         result = _train(df.sparkSession, data, keras_model, objective, options, timeout,
                         models.factory_module(model), progress)
@@ -187,6 +192,12 @@ def fit(df, features_col: str | Sequence[str], label_col: str | None, model: Any
         return result
     finally:
         data.unpersist()
+
+
+def _values_per_row(data: PreparedData, options: TrainingOptions) -> int:
+    """Features, targets (none when they are the features) and the weight of a training row."""
+    targets = 0 if data.label.from_features else max(data.label.dim, 1)
+    return data.input_dim + targets + (1 if options.weightCol else 0)
 
 
 def _check_slots(spark, options: TrainingOptions) -> None:
@@ -279,6 +290,7 @@ def _serve(spark, data: PreparedData, model, objective, options: TrainingOptions
         server.on_abort = None
         sc.removeJobTag(tag)
         server.close()
+        runtime.forget(fit_id)  # the driver's own, when it evaluated the validation split
         if options.epochs > resumed + 1:
             with progress.jobs("removing the workers' input files"):
                 _remove_input_files(data, fit_id)
@@ -294,12 +306,15 @@ def _run_epochs(spark, data: PreparedData, spec: WorkerSpec, server: ParameterSe
     options, history = spec.options, []
 
     def finish(record: dict[str, Any]) -> bool:  # True: early stopping ends training
+        if data.validation is not None:
+            record.update(_validate(data, spec, server, record["epoch"], hooks))
         _check_finite(record, options)
         history.append(record)
         progress.epoch_done(record)
         return hooks.after_epoch(record, model)
 
-    chain = chained.can_chain(spark, data.validation is not None, options.numWorkers)
+    validation_job = data.validation is not None and data.validation_batches is None
+    chain = chained.can_chain(spark, validation_job, options.numWorkers)
     epoch = first
     while epoch <= options.epochs:
         if chain:  # the first run streams the input; one that follows a partial epoch replays the files
@@ -320,21 +335,12 @@ def _run_epochs(spark, data: PreparedData, spec: WorkerSpec, server: ParameterSe
                 break
         else:
             with progress.epoch_jobs(epoch):
-                record = _epoch(data, spec, server, epoch, model, hooks, replay=epoch > first)
-            if finish(record):
+                started = time.monotonic()
+                rows = _train_epoch(data, spec, server, epoch, replay=epoch > first)
+            if finish(_record(epoch, rows, time.monotonic() - started, model)):
                 break
         epoch += 1
     return history
-
-
-def _epoch(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int, model,
-           hooks: EpochHooks, replay: bool) -> dict[str, Any]:
-    started = time.monotonic()
-    rows = _train_epoch(data, spec, server, epoch, replay)
-    record = _record(epoch, rows, time.monotonic() - started, model)
-    if data.validation is not None:
-        record.update(_validate(data, spec, server, epoch, hooks))
-    return record
 
 
 def _record(epoch: int, rows: list, seconds: float, model) -> dict[str, Any]:
@@ -416,7 +422,12 @@ def _check_finite(record: dict[str, Any], options: TrainingOptions) -> None:
 
 def _validate(data: PreparedData, spec: WorkerSpec, server: ParameterServer, epoch: int,
               hooks: EpochHooks) -> dict[str, float]:
-    rows = _run_job(data.validation.mapInArrow(evaluate_function(spec), STATS_SCHEMA), server, epoch)
+    """``val_loss`` and the validation metrics of the server's weights: on the driver when the split is
+    there (:mod:`dlbridge.trainer.driver_validation`), else in a validation job."""
+    if data.validation_batches is not None:
+        rows = driver_validation.evaluate(spec, data.validation_batches)
+    else:
+        rows = _run_job(data.validation.mapInArrow(evaluate_function(spec), STATS_SCHEMA), server, epoch)
     n = sum(r["samples"] for r in rows)
     if n == 0:
         logger.warning("validationFraction=%s left no validation rows; no val_loss reported",

@@ -68,6 +68,11 @@ def runtime_for(spec: Any) -> "ModelRuntime":
     return runtime
 
 
+def forget(fit_id: str) -> None:
+    """Drop this process's runtime of the fit, if it has one (the driver's, once the fit ends)."""
+    _CACHE.pop(fit_id, None)
+
+
 def _import_factory_module(module: str) -> None:
     """Import a model factory's module so that custom objects it registers are known here."""
     try:
