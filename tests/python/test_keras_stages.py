@@ -142,15 +142,20 @@ def test_summary_json_has_shapes(data, capfd) -> None:
     assert "dlbridge fit" not in capfd.readouterr().err  # verbose=0: no progress line
 
 
-def job_descriptions(spark) -> list:  # type: ignore[no-untyped-def]
-    """The descriptions of the application's jobs, from Spark's status store (what the UI shows)."""
+def described_jobs(spark) -> dict:  # type: ignore[no-untyped-def]
+    """Job id -> description (None when it has none) of the application's jobs, from Spark's status store
+    (what the UI shows)."""
     jobs = spark.sparkContext._jsc.sc().statusStore().jobsList(None).iterator()
-    found = []
+    found = {}
     while jobs.hasNext():
-        description = jobs.next().description()
-        if description.isDefined():
-            found.append(description.get())
+        job = jobs.next()
+        found[job.jobId()] = job.description().get() if job.description().isDefined() else None
     return found
+
+
+def job_descriptions(spark) -> list:  # type: ignore[no-untyped-def]
+    """The descriptions of the application's described jobs."""
+    return [d for d in described_jobs(spark).values() if d is not None]
 
 
 def test_each_epoch_prints_a_progress_line_and_describes_its_jobs(spark, data, capfd) -> None:
@@ -216,6 +221,14 @@ def test_a_validation_split_evaluated_on_the_driver_gives_what_its_validation_jo
     assert f"dlbridge fit {on_driver.uid} epochs 1-3/3" in described, described  # one training job
     assert not any(d.startswith(f"dlbridge fit {on_driver.uid} epoch ") for d in described), described
     assert {f"dlbridge fit {by_jobs.uid} epoch {k}/3" for k in (1, 2, 3)} <= described, described
+    # every job from by_jobs' first epoch job to its last is described as an epoch's: its validation jobs too
+    prefix = f"dlbridge fit {by_jobs.uid} epoch "
+    deadline = time.monotonic() + 10  # the status store follows the listener bus, asynchronously
+    while time.monotonic() < deadline and f"{prefix}3/3" not in set(job_descriptions(spark)):
+        time.sleep(0.2)
+    jobs = described_jobs(spark)
+    ids = [i for i, d in jobs.items() if d and d.startswith(prefix)]
+    assert all((jobs.get(i) or "").startswith(prefix) for i in range(min(ids), max(ids) + 1)), sorted(jobs.items())
 
 
 # --- KerasModel.fromSavedModel (issue 11, item 8) ---

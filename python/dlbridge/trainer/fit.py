@@ -334,10 +334,11 @@ def _run_epochs(spark, data: PreparedData, spec: WorkerSpec, server: ParameterSe
             if finish(_record(epoch, rows, time.monotonic() - outcome.epoch_started, model)):
                 break
         else:
-            with progress.epoch_jobs(epoch):
+            with progress.epoch_jobs(epoch):  # its training and validation jobs
                 started = time.monotonic()
                 rows = _train_epoch(data, spec, server, epoch, replay=epoch > first)
-            if finish(_record(epoch, rows, time.monotonic() - started, model)):
+                stop = finish(_record(epoch, rows, time.monotonic() - started, model))
+            if stop:
                 break
         epoch += 1
     return history
