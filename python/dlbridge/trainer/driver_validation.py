@@ -27,14 +27,14 @@ def collect_if_small(validation: Any, rows: int, values_per_row: int) -> list | 
 
     Parameters
     ----------
-    validation : pyspark.sql.DataFrame or None
+    validation : pyspark.sql.DataFrame
         The cached validation split (columns as the workers read them).
     rows : int
         Its row count, as counted when it was cached (invalid rows included: an upper bound).
     values_per_row : int
         Features, targets and the weight of a row.
     """
-    if validation is None or 4 * rows * values_per_row > DRIVER_BYTES:
+    if 4 * rows * values_per_row > DRIVER_BYTES:
         return None
     batches = validation.toArrow().to_batches()
     logger.info("dlbridge trainer: %d validation rows collected to the driver, evaluated there after each epoch",
