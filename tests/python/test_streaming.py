@@ -167,13 +167,36 @@ def test_batch_parquet_with_a_vector_column(spark, tmp_path, keras_file) -> None
     assert type(plus.schema["vec"].dataType).__name__ == "VectorUDT"
 
 
+def arrow_udf_reads_columnar_batches(frame) -> bool:
+    """Whether the Arrow Python UDF of ``frame``'s physical plan takes its input as columnar batches
+    (Spark 4.3's ``arrow.pythonUDF.columnarInput`` path) rather than as rows."""
+    nodes = [frame._jdf.queryExecution().executedPlan()]
+    while nodes:
+        node = nodes.pop()
+        if node.nodeName() == "AdaptiveSparkPlan":
+            node = node.executedPlan()
+        if node.nodeName() == "ArrowEvalPython":
+            return node.child().supportsColumnar()
+        nodes.extend(node.children().apply(i) for i in range(node.children().size()))
+    raise AssertionError("no ArrowEvalPython in the plan")
+
+
 def test_batch_parquet_with_only_an_array_column(spark, tmp_path, keras_file) -> None:
-    """Without a UDT column the UDF reads the Parquet scan's columnar batches; the packed features (and the
-    handleInvalid='error' check) are its argument expression, evaluated there too."""
+    """Without a UDT column, the packed features (and the handleInvalid='error' check), a computed argument,
+    take Spark's row path: Spark's columnar-input path would evaluate them row by row anyway and turn its
+    output back into batches (about 30% fewer rows/s). A Python transformer reading a column as it is keeps
+    the columnar path."""
     path, reference = keras_file
     x = write_inputs(spark, str(tmp_path / "in"), files=1, seed=13)
     model = KerasModel.fromFile(path).setFeaturesCol("arr")
-    result = model.transform(spark.read.parquet(str(tmp_path / "in")).drop("vec")).orderBy("id").toPandas()
+    frame = spark.read.parquet(str(tmp_path / "in")).drop("vec")
+    scored = model.transform(frame)
+    assert not arrow_udf_reads_columnar_batches(scored)
+    plus = PythonTransformer(function="plus_k", inputCol="x", outputCol="y").transform(frame)
+    assert arrow_udf_reads_columnar_batches(plus)
+    plussed = plus.orderBy("id").toPandas()
+    np.testing.assert_allclose(plussed["y"], plussed["x"] + 1.0, rtol=0, atol=1e-12)
+    result = scored.orderBy("id").toPandas()
     np.testing.assert_allclose(np.stack([v.toArray() for v in result["probability"]]),
                                reference.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     bad = pd.DataFrame({"id": [0], "arr": [np.full(FEATURES, np.nan, np.float32)]})
