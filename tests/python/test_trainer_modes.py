@@ -225,3 +225,27 @@ def keras_loss(model, x: np.ndarray, y: np.ndarray) -> float:  # type: ignore[no
 
     predictions = model.predict(x.astype(np.float32), verbose=0)
     return float(np.mean(keras.losses.sparse_categorical_crossentropy(y, predictions)))
+
+
+def test_the_validation_split_is_disjoint_complete_and_seeded(spark):
+    """The split is drawn once per row and cached with it, so the two splits partition the rows even from a
+    shuffled source; the same seed draws the same validation rows; one frame is cached and then released."""
+    from dlbridge.trainer.data import X, prepare
+
+    source = spark.createDataFrame([([float(i), 1.0], float(i % 2)) for i in range(400)], ["f", "label"])
+    shuffled = source.repartition(3, "label").union(source.limit(0))
+    before = spark.sparkContext._jsc.getPersistentRDDs().size()
+    splits = []
+    for seed in (5, 5, 6):
+        data = prepare(shuffled, "f", "label", TrainingOptions(validationFraction=0.25, seed=seed))
+        try:
+            train = {row[X][0] for row in data.train.select(X).collect()}
+            validation = {row[X][0] for row in data.validation.select(X).collect()}
+            assert len(data.cached) == 1 and data.validation_rows == len(validation)
+        finally:
+            data.unpersist()
+        assert not train & validation and len(train | validation) == 400
+        assert 60 <= len(validation) <= 140, len(validation)
+        splits.append(validation)
+    assert splits[0] == splits[1] and splits[0] != splits[2]
+    assert spark.sparkContext._jsc.getPersistentRDDs().size() == before

@@ -24,6 +24,8 @@ from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.weights import W, invalid_weight, weight_column
 
 X, Y = "__dlbridge_x", "__dlbridge_y"
+#: The cached input's column of per-row uniform draws that splits off the validation rows.
+SPLIT = "__dlbridge_split"
 logger = logging.getLogger("dlbridge.trainer")
 
 
@@ -90,22 +92,38 @@ def prepare(df, features_col: str | Sequence[str], label_col: str | None, option
         columns.append(label.alias(Y))
     if options.weightCol:
         columns.append(weight_column(df, options.weightCol).alias(W))
-    data = df.select(*columns)
-    train, validation = data, None
-    if options.validationFraction > 0:
-        train, validation = data.randomSplit([1 - options.validationFraction, options.validationFraction],
-                                             seed=options.seed)
-    frames = [input_cache.persist(f.repartition(options.numWorkers)) for f in (train, validation) if f is not None]
+    cached, frames = _cache_and_split(df.select(*columns), options)
     try:
         info, input_dim, skipped, counts = _inspect(frames, df, label_col, label_dim, features_col, options)
     except BaseException:
-        for frame in frames:
-            frame.unpersist()
+        cached.unpersist()
         raise
     usable = [f.filter(~_invalid_row(label_dim, bool(options.weightCol))) for f in frames] if skipped else frames
-    return PreparedData(train=usable[0], validation=usable[1] if validation is not None else None,
-                        input_dim=input_dim, label=info, cached=frames,
-                        validation_rows=counts[1] if validation is not None else 0)
+    split = len(frames) == 2
+    return PreparedData(train=usable[0], validation=usable[1] if split else None, input_dim=input_dim,
+                        label=info, cached=[cached], validation_rows=counts[1] if split else 0)
+
+
+def _cache_and_split(data, options: TrainingOptions) -> tuple[object, list]:
+    """``data`` repartitioned and cached once; returns the cached frame and the training split, then the
+    validation split when ``options.validationFraction`` is set.
+
+    The split draws one seeded uniform number per row (``options.seed``) before the repartition, in the
+    source's order, and caches it with the row; the two splits are filters of that one cached frame, so they
+    are disjoint and together hold every row whatever the source's order. Spark's ``randomSplit`` would
+    instead sort each input partition by every column (the feature arrays included) to make its split
+    deterministic, and cache each split apart: with 784-float rows from Parquet, that sort ran a fit out of
+    the driver's 1 GiB default heap (BENCHMARKS.md, "Validation on the driver").
+    """
+    from pyspark.sql import functions as F
+
+    if options.validationFraction <= 0:
+        cached = input_cache.persist(data.repartition(options.numWorkers))
+        return cached, [cached]
+    draw = F.col(SPLIT)
+    cached = input_cache.persist(data.withColumn(SPLIT, F.rand(options.seed)).repartition(options.numWorkers))
+    return cached, [cached.filter(draw >= options.validationFraction).drop(SPLIT),
+                    cached.filter(draw < options.validationFraction).drop(SPLIT)]
 
 
 def _feature_column(df, features_col: str | Sequence[str]):
