@@ -233,7 +233,7 @@ def test_the_validation_split_is_disjoint_complete_and_seeded(spark):
     from dlbridge.trainer.data import X, prepare
 
     source = spark.createDataFrame([([float(i), 1.0], float(i % 2)) for i in range(400)], ["f", "label"])
-    shuffled = source.repartition(3, "label").union(source.limit(0))
+    shuffled = source.repartition(3, "label")
     before = spark.sparkContext._jsc.getPersistentRDDs().size()
     splits = []
     for seed in (5, 5, 6):

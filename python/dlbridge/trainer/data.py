@@ -110,7 +110,8 @@ def _cache_and_split(data, options: TrainingOptions) -> tuple[object, list]:
 
     The split draws one seeded uniform number per row (``options.seed``) before the repartition, in the
     source's order, and caches it with the row; the two splits are filters of that one cached frame, so they
-    are disjoint and together hold every row whatever the source's order. Spark's ``randomSplit`` would
+    are disjoint and together hold every row whatever the source's order (while the cache holds: a lost block
+    is recomputed and drawn again). Spark's ``randomSplit`` would
     instead sort each input partition by every column (the feature arrays included) to make its split
     deterministic, and cache each split apart: with 784-float rows from Parquet, that sort ran a fit out of
     the driver's 1 GiB default heap (BENCHMARKS.md, "Validation on the driver").
