@@ -228,16 +228,17 @@ def keras_loss(model, x: np.ndarray, y: np.ndarray) -> float:  # type: ignore[no
 
 
 def test_the_validation_split_is_disjoint_complete_and_seeded(spark):
-    """The split is drawn once per row and cached with it, so the two splits partition the rows even from a
-    shuffled source; the same seed draws the same validation rows; one frame is cached and then released."""
+    """The split is drawn once per row and cached with it, so the two splits partition the rows; a row's side
+    depends on its content and the seed only (not on the source's partitioning or order, nor on numWorkers);
+    another seed draws other rows; one frame is cached and then released."""
     from dlbridge.trainer.data import X, prepare
 
     source = spark.createDataFrame([([float(i), 1.0], float(i % 2)) for i in range(400)], ["f", "label"])
-    shuffled = source.repartition(3, "label")
     before = spark.sparkContext._jsc.getPersistentRDDs().size()
     splits = []
-    for seed in (5, 5, 6):
-        data = prepare(shuffled, "f", "label", TrainingOptions(validationFraction=0.25, seed=seed))
+    for frame, seed, workers in ((source.repartition(3, "label"), 5, 2), (source.coalesce(1), 5, 3),
+                                 (source.repartition(4), 6, 2)):
+        data = prepare(frame, "f", "label", TrainingOptions(validationFraction=0.25, seed=seed, numWorkers=workers))
         try:
             train = {row[X][0] for row in data.train.select(X).collect()}
             validation = {row[X][0] for row in data.validation.select(X).collect()}

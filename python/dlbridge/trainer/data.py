@@ -24,7 +24,8 @@ from dlbridge.trainer.options import TrainingOptions
 from dlbridge.trainer.weights import W, invalid_weight, weight_column
 
 X, Y = "__dlbridge_x", "__dlbridge_y"
-#: The cached input's column of per-row uniform draws that splits off the validation rows.
+#: The cached input's column of per-row draws in [0, 1) (a hash of the row and the seed) that splits off the
+#: validation rows.
 SPLIT = "__dlbridge_split"
 logger = logging.getLogger("dlbridge.trainer")
 
@@ -108,13 +109,15 @@ def _cache_and_split(data, options: TrainingOptions) -> tuple[object, list]:
     """``data`` repartitioned and cached once; returns the cached frame and the training split, then the
     validation split when ``options.validationFraction`` is set.
 
-    The split draws one seeded uniform number per row (``options.seed``) before the repartition, in the
-    source's order, and caches it with the row; the two splits are filters of that one cached frame, so they
-    are disjoint and together hold every row whatever the source's order (while the cache holds: a lost block
-    is recomputed and drawn again). Spark's ``randomSplit`` would
-    instead sort each input partition by every column (the feature arrays included) to make its split
-    deterministic, and cache each split apart: with 784-float rows from Parquet, that sort ran a fit out of
-    the driver's 1 GiB default heap (BENCHMARKS.md, "Validation on the driver").
+    Each row's side is a function of its content and ``options.seed`` alone: a uniform number in [0, 1) made
+    from a 64-bit hash (Spark's ``xxhash64``) of the seed and every column of the row, cached with the row.
+    The two splits are filters of that one cached frame, so they are disjoint and together hold every row.
+    The same rows go to validation whatever the source's partitioning or order, ``numWorkers``, or whether
+    Spark recomputes a lost cached block. Identical rows (same features, label and weight) share a side.
+    Spark's ``randomSplit`` would instead sort each input partition by every column (the feature arrays
+    included) to make its split deterministic, and cache each split apart: with 784-float rows from
+    Parquet, that sort ran a fit out of the driver's 1 GiB default heap (BENCHMARKS.md, "Validation on
+    the driver").
     """
     from pyspark.sql import functions as F
 
@@ -122,9 +125,19 @@ def _cache_and_split(data, options: TrainingOptions) -> tuple[object, list]:
         cached = input_cache.persist(data.repartition(options.numWorkers))
         return cached, [cached]
     draw = F.col(SPLIT)
-    cached = input_cache.persist(data.withColumn(SPLIT, F.rand(options.seed)).repartition(options.numWorkers))
+    cached = input_cache.persist(data.withColumn(SPLIT, _uniform_draw(data.columns, options.seed))
+                                 .repartition(options.numWorkers))
     return cached, [cached.filter(draw >= options.validationFraction).drop(SPLIT),
                     cached.filter(draw < options.validationFraction).drop(SPLIT)]
+
+
+def _uniform_draw(columns: Sequence[str], seed: int):
+    """A number in [0, 1) per row from the top 53 bits of ``xxhash64(seed, *columns)``: as uniform as the
+    hash, and the same for the same row content and seed in any partition, order or recomputation."""
+    from pyspark.sql import functions as F
+
+    hashed = F.xxhash64(F.lit(int(seed)).cast("long"), *[F.col(c) for c in columns])
+    return F.shiftrightunsigned(hashed, 11).cast("double") / float(1 << 53)
 
 
 def _feature_column(df, features_col: str | Sequence[str]):

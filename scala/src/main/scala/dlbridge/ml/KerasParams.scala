@@ -115,7 +115,12 @@ trait KerasParams extends HasFeaturesCol with HasLabelCol with HasPredictionCol 
     "shuffle the rows of each worker's partition every epoch, within windows of one Arrow batch " +
       "(spark.sql.execution.arrow.maxRecordsPerBatch rows) (default: true)")
 
-  /** Fraction of rows held out to report validation loss/metrics per epoch, in [0, 1). Default: `0.0`. @group param */
+  /**
+   * Fraction of rows held out to report validation loss/metrics per epoch, in [0, 1). A row's side is
+   * drawn from a hash of its content (features, label, weight) and `seed`, so the same rows are held
+   * out whatever the input's partitioning or order; identical rows share a side. Default: `0.0`.
+   * @group param
+   */
   final val validationFraction: DoubleParam = new DoubleParam(this, "validationFraction",
     "fraction of rows held out for per-epoch validation, in [0, 1) (default: 0.0)",
     ParamValidators.inRange(0.0, 1.0, lowerInclusive = true, upperInclusive = false))
