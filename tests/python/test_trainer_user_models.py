@@ -75,8 +75,10 @@ def test_a_keras_loss_instance_with_validation(plane):
     import keras
 
     df, _ = plane
+    # 6 epochs: at 4, async fits sometimes sit on a plateau at epochs 3-4 (last / first val_loss 0.49 and
+    # 0.51 in 2 of 4 fits, 0.513 in a clean-clone run); at 6, five fits ended at 0.017-0.037.
     result = fit(df, "features", None, autoencoder(1),
-                 options(keras.losses.Huber(delta=0.5), mode="async", validationFraction=0.2))
+                 options(keras.losses.Huber(delta=0.5), mode="async", validationFraction=0.2, epochs=6))
     first, last = result.history[0], result.history[-1]
     assert result.summary["loss"] == "huber_loss"  # Keras' name for Huber()
     assert last["loss"] < 0.5 * first["loss"] and last["val_loss"] < 0.5 * first["val_loss"], result.history
