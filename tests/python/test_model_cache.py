@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import keras
 import pyarrow as pa
@@ -33,21 +33,30 @@ def spark() -> Iterator[SparkSession]:
         session.stop()
 
 
-def probe(spark: SparkSession) -> dict[str, int]:
-    """The worker's pid and TensorFlow thread pools; imports the test layers there."""
+def in_worker(spark: SparkSession, describe: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """What ``describe()`` (a local function, pickled by value) returns when run in the Python worker."""
 
-    def worker_probe(ids: Iterator[pa.Array]) -> Iterator[pa.Array]:  # a local: pickled by value
-        import dlbridge_test_layers  # noqa: F401 (registers LoadRecorder for deserialization)
-        import tensorflow as tf
-
-        threads = tf.config.threading
-        info = json.dumps({"pid": os.getpid(), "intra": threads.get_intra_op_parallelism_threads(),
-                           "inter": threads.get_inter_op_parallelism_threads()})
+    def worker_probe(ids: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        info = json.dumps(describe())
         for batch in ids:
             yield pa.array([info] * len(batch))
 
     row = spark.range(0, 1, 1, 1).select(arrow_udf(worker_probe, "string")("id").alias("info")).first()
     return json.loads(row.info)
+
+
+def probe(spark: SparkSession) -> dict[str, int]:
+    """The worker's pid and TensorFlow thread pools; imports the test layers there."""
+
+    def describe() -> dict[str, int]:
+        import dlbridge_test_layers  # noqa: F401 (registers LoadRecorder for deserialization)
+        import tensorflow as tf
+
+        threads = tf.config.threading
+        return {"pid": os.getpid(), "intra": threads.get_intra_op_parallelism_threads(),
+                "inter": threads.get_inter_op_parallelism_threads()}
+
+    return in_worker(spark, describe)
 
 
 @pytest.fixture
@@ -137,3 +146,37 @@ def test_tensorflow_threads_follow_the_task_cpus(spark, worker, tmp_path) -> Non
     rotate(spark, [build_keras_udf(blobs[0], task="regression", outputs=("prediction",))], rounds=1)
     info = probe(spark)
     assert info == {"pid": worker, "intra": 1, "inter": 1}  # spark.task.cpus=1; inter-op always 1
+
+
+def collector_state(spark: SparkSession) -> dict[str, int]:
+    """In the worker: its pid, how many objects gc.freeze moved out of the collector's reach, and how
+    many LoadRecorder layers are still alive (nothing is collected by the probe itself)."""
+
+    def describe() -> dict[str, int]:
+        import gc
+
+        from dlbridge_test_layers import LoadRecorder
+
+        return {"pid": os.getpid(), "frozen": gc.get_freeze_count(), "alive": len(LoadRecorder.alive)}
+
+    return in_worker(spark, describe)
+
+
+def test_worker_freezes_what_it_holds_after_a_load_and_the_driver_does_not(spark, worker, tmp_path) -> None:
+    import gc
+
+    blobs, _ = recorded_models(str(tmp_path), 1)
+    rotate(spark, [build_keras_udf(blobs[0], task="regression", outputs=("prediction",), model_cache_size=4)], 1)
+    state = collector_state(spark)
+    # TensorFlow, Keras and the model: the daemon's gc.collect() after each task no longer scans them
+    assert state["pid"] == worker and state["frozen"] > 100_000, state
+    assert gc.get_freeze_count() == 0  # the driver (this process) never freezes
+
+
+def test_evicted_models_are_reclaimed_although_the_worker_freezes(spark, worker, tmp_path) -> None:
+    blobs, logs = recorded_models(str(tmp_path), 2)
+    udfs = [build_keras_udf(b, task="regression", outputs=("prediction",), model_cache_size=1) for b in blobs]
+    rotate(spark, udfs, rounds=3)  # A B A B A B through an LRU of 1: six loads, five evictions
+    assert loads(logs) == [collections.Counter({worker: 3})] * 2
+    state = collector_state(spark)
+    assert state["pid"] == worker and state["alive"] == 1, state  # only the cached model's layer is left

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any
 
 import keras
@@ -15,11 +16,17 @@ class LoadRecorder(keras.layers.Layer):
     ----------
     log_path : str
         File that each load (``from_config``) appends one line ``<pid>`` to. Defaults to `""`: no record.
+
+    ``LoadRecorder.alive`` holds weak references to the instances of this process that
+    have not been reclaimed yet.
     """
+
+    alive: "weakref.WeakSet[LoadRecorder]" = weakref.WeakSet()
 
     def __init__(self, log_path: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.log_path = log_path
+        LoadRecorder.alive.add(self)
 
     def call(self, inputs: Any) -> Any:
         return inputs
