@@ -12,7 +12,7 @@ In a Spark task, each build is followed by :func:`gc.freeze`: what the worker
 holds then (TensorFlow, Keras and the cached objects) leaves the cyclic garbage
 collector's generations. PySpark's daemon runs a full ``gc.collect()`` after
 every task of a reused worker; with TensorFlow and a model loaded that scan
-covers about 380,000 objects and took 0.3-0.45 s of the worker's CPU per task,
+covers about 380,000 objects and took 0.3-0.47 s of the worker's CPU per task,
 before the next task could start (BENCHMARKS.md). Garbage is collected before
 the freeze, and an eviction unfreezes everything first, so the evicted object's
 cycles are reclaimed by that collection. Objects frozen this way are still freed
