@@ -16,7 +16,8 @@ covers about 380,000 objects and took 0.3-0.47 s of the worker's CPU per task,
 before the next task could start (BENCHMARKS.md). Garbage is collected before
 the freeze, and an eviction unfreezes everything first, so the evicted object's
 cycles are reclaimed by that collection. Objects frozen this way are still freed
-by reference counting; only cycles among them wait for the next eviction.
+by reference counting; only cycles among them wait for the next eviction, or
+for the worker to exit.
 """
 from __future__ import annotations
 
