@@ -19,6 +19,7 @@ from dlbridge_test_layers import LoadRecorder
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.functions import arrow_udf
 
+from dlbridge import worker_cache
 from dlbridge.inference import build_keras_udf
 
 CACHE_SIZE_KEY = "spark.dlbridge.inference.modelCacheSize"
@@ -170,6 +171,7 @@ def test_worker_freezes_what_it_holds_after_a_load_and_the_driver_does_not(spark
     state = collector_state(spark)
     # TensorFlow, Keras and the model: the daemon's gc.collect() after each task no longer scans them
     assert state["pid"] == worker and state["frozen"] > 100_000, state
+    worker_cache.get(("driver build", str(tmp_path)), dict, 4, "a build on the driver")  # outside any task
     assert gc.get_freeze_count() == 0  # the driver (this process) never freezes
 
 
