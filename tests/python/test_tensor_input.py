@@ -30,7 +30,7 @@ def batch() -> np.ndarray:
     return np.random.default_rng(7).standard_normal((1024, 784)).astype(np.float32)
 
 
-def test_read_only_arrow_view_is_copied_once_into_aligned_memory(batch) -> None:
+def test_read_only_arrow_view_gives_its_values(batch) -> None:
     x = arrow_view(batch)
     assert not x.flags.writeable
     tensor = float32_tensor(x)  # TensorFlow would abort the process on memory less than 64-byte aligned
