@@ -240,8 +240,6 @@ def test_sync_workers_apply_each_round_themselves_and_the_store_keeps_the_comple
 
 
 def test_graph_steps_take_exactly_their_signature_so_calls_bind_directly():
-    import inspect
-
     import tensorflow as tf
 
     from dlbridge.trainer.runtime import _GraphStep
@@ -255,7 +253,7 @@ def test_graph_steps_take_exactly_their_signature_so_calls_bind_directly():
     assert float(weighted(np.ones(3), np.ones(2), np.ones(4))) == pytest.approx(12.0)
     # A traced function with a parameter the signature leaves out (w=None) fails the concrete function's
     # structured binding on every call, formatting the tensors into an error that TensorFlow then drops.
-    assert [len(inspect.signature(s._function.python_function).parameters) for s in (unweighted, weighted)] == [2, 3]
+    assert [len(s._concrete.function_type.parameters) for s in (unweighted, weighted)] == [2, 3]
 
 
 def test_frames_have_the_documented_layout():

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from dlbridge import tensorflow_threads, worker_cache
+from dlbridge.graph_functions import concrete_function
 from dlbridge.inference.tensor_input import float32_tensor
 
 logger = logging.getLogger("dlbridge.inference")
@@ -180,14 +181,12 @@ def _prepare(model: Any) -> Loaded:
 def compiled_forward(call: Callable[[Any], Any], spec: Any) -> Callable[[np.ndarray], np.ndarray]:
     """``call`` traced once as a graph for ``spec`` (any batch size), as a numpy-to-numpy function.
 
-    It is called as its concrete function, which skips ``tf.function``'s per-call
-    argument dispatch: 0.4-1.0 ms less CPU per 1,024-row forward pass of a
-    784-256-256-10 MLP on one thread (8.5-8.8 against 9.3-9.5 ms, BENCHMARKS.md).
+    It is called as its concrete function (:mod:`dlbridge.graph_functions`), which skips
+    ``tf.function``'s per-call argument dispatch: 0.4-1.0 ms less CPU per 1,024-row forward
+    pass of a 784-256-256-10 MLP on one thread (8.5-8.8 against 9.3-9.5 ms, BENCHMARKS.md).
     Its input reaches TensorFlow with one copy at most (:mod:`dlbridge.inference.tensor_input`).
     """
-    import tensorflow as tf
-
-    concrete = tf.function(call, input_signature=[spec], autograph=False).get_concrete_function()
+    concrete = concrete_function(call, [spec])
 
     def forward(x: np.ndarray) -> np.ndarray:
         return concrete(float32_tensor(x)).numpy()

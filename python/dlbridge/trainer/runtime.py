@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from dlbridge import tensorflow_threads
+from dlbridge.graph_functions import concrete_function
 from dlbridge.trainer.weights import weighted_loss
 
 logger = logging.getLogger("dlbridge.trainer")
@@ -16,28 +17,18 @@ CACHED_FITS = 2  # runtimes kept per Python worker (two fits may interleave thei
 
 
 class _GraphStep:
-    """A step of the runtime as a TensorFlow graph, traced once on its first call.
+    """A step of the runtime, traced on its first call (:mod:`dlbridge.graph_functions`).
 
-    It is called as the ``tf.function``'s concrete function: every fit builds a new
-    runtime whose steps each trace once, and TensorFlow counts traces of the same
-    Python method across ``tf.function`` objects, printing a "triggered tf.function
-    retracing" warning to the executor's console after a few fits. The steps are
-    straight-line code, traced without AutoGraph, so no generated source files are
-    left in the temp directory by Python workers that exit without running atexit
-    (a user's loss is converted on its own by ``objectives.loss_for``).
-
-    The traced function takes exactly one positional parameter per entry of the
-    signature: a concrete function first binds a call to its Python signature, and
-    a step with an optional parameter the signature leaves out (``w=None``) fails
-    that binding on every call, after formatting the arguments' values into the
-    error it then discards (about 1 ms per call on 2 cores, a tenth of a step).
+    A step is traced only if the fit calls it; a user's loss inside it is converted by
+    AutoGraph on its own (``objectives.loss_for``). The traced function takes exactly one positional parameter per entry of the
+    signature: a concrete function first binds a call to its Python signature, and a step
+    with an optional parameter the signature leaves out (``w=None``) fails that binding on
+    every call, after formatting the arguments' values into the error it then discards
+    (about 1 ms per call on 2 cores, a tenth of a step).
     """
 
     def __init__(self, step: Any, signature: list) -> None:
-        import tensorflow as tf
-
-        self._function = tf.function(_positional(step, len(signature)), input_signature=signature,
-                                     autograph=False)
+        self._step = step
         self._signature = signature
         self._concrete: Any = None
 
@@ -46,7 +37,7 @@ class _GraphStep:
         import tensorflow as tf
 
         if self._concrete is None:
-            self._concrete = self._function.get_concrete_function()
+            self._concrete = concrete_function(_positional(self._step, len(self._signature)), self._signature)
         return self._concrete(*(tf.convert_to_tensor(a, spec.dtype) for a, spec in zip(args, self._signature)))
 
 

@@ -9,6 +9,8 @@ from typing import Any, ContextManager
 
 import numpy as np
 
+from dlbridge.graph_functions import concrete_function
+
 logger = logging.getLogger("dlbridge.trainer")
 
 #: Models with at least this many trainable parameters get the XLA-compiled optimizer update.
@@ -64,10 +66,9 @@ class WeightStore:
         spec = [tf.TensorSpec([self.num_params], tf.float32)]
 
         def concrete(graph, signature=spec, **options):
-            # Traced here, once, before any thread calls it; calling the concrete function skips
-            # tf.function's argument dispatch: 0.2-0.5 ms less per call on this project's 2-core
-            # machine, which the server pays for the update and again for the read of every push.
-            return tf.function(graph, input_signature=signature, autograph=False, **options).get_concrete_function()
+            # Traced here, once, before any thread calls it (dlbridge.graph_functions): the server pays
+            # tf.function's argument dispatch (0.2-0.5 ms) for the update and the read of every push otherwise.
+            return concrete_function(graph, signature, **options)
 
         self._read_fn = concrete(self._read_graph, signature=[])
         self._grad_plain = concrete(self._apply_graph)
