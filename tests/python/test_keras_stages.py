@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 from pyspark.sql import functions as F
+from pyspark.sql.functions import pandas_udf
 
 import keras_factories  # noqa: F401 - registers the model factories
 from dlbridge.ml import KerasEstimator, KerasModel
@@ -81,6 +84,31 @@ def test_pretrained_keras_file_becomes_a_model_stage(spark, data, tmp_path) -> N
     expected = np.asarray(keras.ops.convert_to_numpy(net(x, training=False)))
     np.testing.assert_allclose(np.stack(out["raw"]), expected, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(out["prediction"].to_numpy(), expected.argmax(axis=1))
+
+
+def executed_plan(df) -> str:
+    """The executed physical plan of `df` (AQE's final plan), after running it."""
+    df.write.format("noop").mode("overwrite").save()
+    return df._jdf.queryExecution().executedPlan().toString()
+
+
+def test_only_dlbridge_udfs_get_its_operator_in_the_session(spark, data, tmp_path) -> None:
+    _, test = data
+    path = str(tmp_path / "model.keras")
+    small_keras_model().save(path)
+    scored = KerasModel.fromFile(path).transform(test)
+    plan = executed_plan(scored)
+    assert plan.count("ProjectedArrowEvalPython") == 1 and len(re.findall(r"(?<!Projected)ArrowEvalPython", plan)) == 0, plan
+
+    @pandas_udf("double")
+    def twice(x: pd.Series) -> pd.Series:
+        return x * 2
+
+    mine = scored.select("prediction", twice("prediction").alias("twice"))
+    plan = executed_plan(mine)  # the user's UDF, over rows that hold Vectors, in a session dlbridge planned
+    assert plan.count("ProjectedArrowEvalPython") == 1 and len(re.findall(r"(?<!Projected)ArrowEvalPython", plan)) == 1, plan
+    rows = mine.collect()
+    assert len(rows) == test.count() and all(r.twice == 2 * r.prediction for r in rows)
 
 
 def test_bad_input_rejected_before_any_job(spark, data) -> None:

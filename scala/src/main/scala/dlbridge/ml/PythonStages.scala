@@ -7,6 +7,7 @@ import dlbridge.python.{CachedInputViews, PythonBridge}
 import org.apache.hadoop.fs.Path
 import org.apache.spark.sql.{Dataset, SparkSession}
 import org.apache.spark.sql.execution.python.UserDefinedPythonFunction
+import org.apache.spark.sql.execution.python.dlbridge.ProjectedArrowEvalPython
 import org.apache.spark.sql.types.DataType
 
 /**
@@ -48,10 +49,16 @@ private[ml] object PythonStages {
     } finally CachedInputViews.release(session, fitId)
   }
 
-  /** The Arrow UDF of a registered transformer (`state` None) or of a fitted model's predictor. */
-  def udf(session: SparkSession, function: String, paramsJson: String, state: Option[State]): UserDefinedPythonFunction =
-    PythonBridge.backend(session).buildUdf(function, paramsJson, state.map(_.asJava).orNull)
+  /**
+   * The Arrow UDF of a registered transformer (`state` None) or of a fitted model's predictor,
+   * marked as dlbridge's for [[ProjectedArrowEvalPython]].
+   */
+  def udf(session: SparkSession, function: String, paramsJson: String, state: Option[State]): UserDefinedPythonFunction = {
+    val udf = PythonBridge.backend(session).buildUdf(function, paramsJson, state.map(_.asJava).orNull)
       .asInstanceOf[UserDefinedPythonFunction]
+    ProjectedArrowEvalPython.register(udf.func)
+    udf
+  }
 
   /** `state` checked and completed by the registered estimator's loader (for models made elsewhere). */
   def loadState(session: SparkSession, function: String, paramsJson: String, state: State): State =

@@ -3,8 +3,8 @@ package dlbridge.ml
 import org.apache.spark.sql.{Column, DataFrame}
 import org.apache.spark.sql.dlbridge.SqlShims
 import org.apache.spark.sql.execution.python.UserDefinedPythonFunction
+import org.apache.spark.sql.execution.python.dlbridge.ProjectedArrowEvalPython
 import org.apache.spark.sql.functions.udf
-import org.apache.spark.sql.types.{ArrayType, DataType, MapType, StructType, UserDefinedType}
 
 /**
  * Appends the column of a Python (Arrow) UDF so that it runs whatever the DataFrame's source is:
@@ -28,7 +28,9 @@ import org.apache.spark.sql.types.{ArrayType, DataType, MapType, StructType, Use
  * join the UDF's output back (an earlier guard, a projection per argument, did store them: 14% more
  * rows/s for `KerasModel.transform` on 784-value Vectors without it, in one run). The cost of the
  * guard: filters written after `transform` are not pushed below it into the scan; filter before
- * `transform` to keep them.
+ * `transform` to keep them. On the row path the session plans the UDF with
+ * [[ProjectedArrowEvalPython]] (installed here), which copies each row fewer times than Spark's
+ * operator.
  */
 private[ml] object PythonUdfColumns {
 
@@ -36,16 +38,11 @@ private[ml] object PythonUdfColumns {
   private val rowPathGuard = udf(() => true).asNondeterministic()
 
   /** `df` with `name` = `udf(inputs...)` appended, every existing column kept. */
-  def withUdfColumn(df: DataFrame, name: String, udf: UserDefinedPythonFunction, inputs: Seq[Column]): DataFrame =
-    if (df.schema.fields.exists(f => holdsUdt(f.dataType)) || !inputs.forall(SqlShims.isColumnReference))
+  def withUdfColumn(df: DataFrame, name: String, udf: UserDefinedPythonFunction, inputs: Seq[Column]): DataFrame = {
+    ProjectedArrowEvalPython.install(df.sparkSession)
+    if (df.schema.fields.exists(f => ProjectedArrowEvalPython.holdsUdt(f.dataType)) ||
+        !inputs.forall(SqlShims.isColumnReference))
       df.filter(rowPathGuard()).withColumn(name, udf(inputs: _*))
     else df.withColumn(name, udf(inputs: _*))
-
-  private def holdsUdt(dataType: DataType): Boolean = dataType match {
-    case _: UserDefinedType[_] => true
-    case s: StructType => s.fields.exists(f => holdsUdt(f.dataType))
-    case a: ArrayType => holdsUdt(a.elementType)
-    case m: MapType => holdsUdt(m.keyType) || holdsUdt(m.valueType)
-    case _ => false
   }
 }
