@@ -169,13 +169,14 @@ def test_batch_parquet_with_a_vector_column(spark, tmp_path, keras_file) -> None
 
 def arrow_udf_reads_columnar_batches(frame) -> bool:
     """Whether the Arrow Python UDF of ``frame``'s physical plan takes its input as columnar batches
-    (Spark 4.3's ``arrow.pythonUDF.columnarInput`` path) rather than as rows."""
+    (Spark 4.3's ``arrow.pythonUDF.columnarInput`` path) rather than as rows (Spark's row path, or
+    dlbridge's ``ProjectedArrowEvalPython`` operator, which takes rows only)."""
     nodes = [frame._jdf.queryExecution().executedPlan()]
     while nodes:
         node = nodes.pop()
         if node.nodeName() == "AdaptiveSparkPlan":
             node = node.executedPlan()
-        if node.nodeName() == "ArrowEvalPython":
+        if node.nodeName() in ("ArrowEvalPython", "ProjectedArrowEvalPython"):
             return node.child().supportsColumnar()
         nodes.extend(node.children().apply(i) for i in range(node.children().size()))
     raise AssertionError("no ArrowEvalPython in the plan")
