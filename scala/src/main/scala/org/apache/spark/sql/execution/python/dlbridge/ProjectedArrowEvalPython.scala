@@ -47,9 +47,18 @@ object ProjectedArrowEvalPython extends SparkStrategy {
     dlbridgeFunctions.exists(_.get eq function)
   }
 
-  /** Adds this strategy to `session`'s planner once (a JVM session; a no-op for any other). */
+  /**
+   * The Spark release whose internals [[ProjectedArrowEvalPythonExec]] is built on (its Arrow
+   * evaluator, row queue and runner conf); on any other, Spark's own operator runs dlbridge's UDFs.
+   */
+  val SparkRelease = "4.3."
+
+  /**
+   * Adds this strategy to `session`'s planner once: a JVM session of Spark [[SparkRelease]]x; a no-op
+   * for any other.
+   */
   def install(session: SparkSession): Unit = session match {
-    case jvmSession: classic.SparkSession =>
+    case jvmSession: classic.SparkSession if org.apache.spark.SPARK_VERSION.startsWith(SparkRelease) =>
       val experimental = jvmSession.experimental
       experimental.synchronized {
         if (!experimental.extraStrategies.contains(this)) experimental.extraStrategies :+= this
