@@ -2,7 +2,7 @@ package dlbridge.ml
 
 import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.sql.catalyst.InternalRow
-import org.apache.spark.sql.catalyst.expressions.{Expression, GenericInternalRow, UnaryExpression}
+import org.apache.spark.sql.catalyst.expressions.{Expression, GenericInternalRow, UnaryExpression, UnsafeArrayData}
 import org.apache.spark.sql.catalyst.expressions.codegen.{CodegenContext, ExprCode}
 import org.apache.spark.sql.catalyst.util.ArrayData
 import org.apache.spark.sql.types.DataType
@@ -35,7 +35,12 @@ private[ml] case class DenseVectorOf(child: Expression) extends UnaryExpression 
 /** The conversion, static so that generated code calls it directly. */
 private[ml] object DenseVectorOf {
 
-  /** The serialized dense Vector of `values` (copied: the input may be a reused columnar buffer). */
+  /**
+   * The serialized dense Vector of `values`, copied (the input may be a reused columnar buffer) as
+   * primitive doubles. Not through `values.copy()`: on an Arrow column (the UDF's output) that first
+   * asks the whole column whether it holds a null, counting the nulls of every value of the batch,
+   * for every row (1.5% of all CPU in a profile of a 784-feature transform).
+   */
   def dense(values: ArrayData): InternalRow =
-    new GenericInternalRow(Array[Any](1.toByte, null, null, values.copy()))
+    new GenericInternalRow(Array[Any](1.toByte, null, null, UnsafeArrayData.fromPrimitiveArray(values.toDoubleArray())))
 }
