@@ -60,6 +60,10 @@ class ProjectedArrowEvalPythonSuite extends AnyFunSuite with SparkSessionSuite w
     assert(count(withSparks, ours) == 0 && count(withSparks, sparks) == 1, withSparks.mkString("\n"))
     val only = withOurs.collectFirst { case p: ProjectedArrowEvalPythonExec => p }.get
     assert(only.output.map(_.name) == Seq("id", "features", "label", "prediction", "probability"))
+    spark.conf.set(ProjectedArrowEvalPython.EnabledConf, "yes")
+    val e = try intercept[IllegalArgumentException](model.transform(vectors).collect())
+      finally spark.conf.unset(ProjectedArrowEvalPython.EnabledConf)
+    assert(e.getMessage.contains(s"${ProjectedArrowEvalPython.EnabledConf} must be true or false; received 'yes'"))
   }
 
   test("a selection and a filter after transform, handleInvalid=skip, and two models in a row") {

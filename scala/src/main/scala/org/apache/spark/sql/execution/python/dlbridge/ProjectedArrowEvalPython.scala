@@ -73,7 +73,12 @@ object ProjectedArrowEvalPython extends SparkStrategy {
     case _ => Nil
   }
 
-  private def enabled: Boolean = SQLConf.get.getConfString(EnabledConf, "true").trim.toBoolean
+  private def enabled: Boolean = SQLConf.get.getConfString(EnabledConf, "true").trim.toLowerCase match {
+    case "true" => true
+    case "false" => false
+    case other => throw new IllegalArgumentException(s"$EnabledConf must be true or false; received " +
+      s"'$other'. Fix: set it to false to run dlbridge's UDFs with Spark's own operator, or unset it.")
+  }
 
   private def isOwnUnchained(udf: PythonUDF): Boolean =
     isRegistered(udf.func) && !udf.children.exists(_.exists(_.isInstanceOf[PythonUDF]))
