@@ -86,9 +86,8 @@ def test_pretrained_keras_file_becomes_a_model_stage(spark, data, tmp_path) -> N
     np.testing.assert_array_equal(out["prediction"].to_numpy(), expected.argmax(axis=1))
 
 
-def executed_plan(df) -> str:
-    """The executed physical plan of `df` (AQE's final plan), after running it."""
-    df.write.format("noop").mode("overwrite").save()
+def physical_plan(df) -> str:
+    """The physical plan Spark planned for `df` (AQE's initial plan; the operators are chosen there)."""
     return df._jdf.queryExecution().executedPlan().toString()
 
 
@@ -97,7 +96,7 @@ def test_only_dlbridge_udfs_get_its_operator_in_the_session(spark, data, tmp_pat
     path = str(tmp_path / "model.keras")
     small_keras_model().save(path)
     scored = KerasModel.fromFile(path).transform(test)
-    plan = executed_plan(scored)
+    plan = physical_plan(scored)
     assert plan.count("ProjectedArrowEvalPython") == 1 and len(re.findall(r"(?<!Projected)ArrowEvalPython", plan)) == 0, plan
 
     @pandas_udf("double")
@@ -105,7 +104,7 @@ def test_only_dlbridge_udfs_get_its_operator_in_the_session(spark, data, tmp_pat
         return x * 2
 
     mine = scored.select("prediction", twice("prediction").alias("twice"))
-    plan = executed_plan(mine)  # the user's UDF, over rows that hold Vectors, in a session dlbridge planned
+    plan = physical_plan(mine)  # the user's UDF, over rows that hold Vectors, in a session dlbridge planned
     assert plan.count("ProjectedArrowEvalPython") == 1 and len(re.findall(r"(?<!Projected)ArrowEvalPython", plan)) == 1, plan
     rows = mine.collect()
     assert len(rows) == test.count() and all(r.twice == 2 * r.prediction for r in rows)
