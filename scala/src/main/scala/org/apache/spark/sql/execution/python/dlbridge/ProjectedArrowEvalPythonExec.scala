@@ -12,7 +12,7 @@ import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.{Attribute, AttributeSet, Expression, JoinedRow, MutableProjection, NamedArgumentExpression, NamedExpression, PythonUDF, UnsafeProjection, UnsafeRow}
 import org.apache.spark.sql.execution.{SparkPlan, UnaryExecNode}
 import org.apache.spark.sql.execution.metric.SQLMetric
-import org.apache.spark.sql.execution.python.{ArrowEvalPythonEvaluatorFactory, ArrowPythonRunner, PythonSQLMetrics}
+import org.apache.spark.sql.execution.python.{ArrowEvalPythonEvaluatorFactory, ArrowPythonRunner, HybridRowQueue, PythonSQLMetrics}
 import org.apache.spark.sql.execution.python.EvalPythonExec.ArgumentMetadata
 import org.apache.spark.sql.types.{StructField, StructType}
 import org.apache.spark.util.Utils
@@ -32,7 +32,6 @@ import org.apache.spark.util.Utils
  *  - the joined row is projected once, straight to `projectList` (the columns the query keeps and
  *    the fields it takes from the UDF's result), where Spark materializes the joined row and the
  *    projection above copies it again.
- * The queue is Spark's, with its pages reused rather than allocated afresh ([[RecyclingRowQueue]]).
  *
  * @param projectList the columns this operator outputs, over the child's columns and `resultAttrs`
  * @param udfs        the Arrow UDFs, none of them chained (an argument is never another Python UDF)
@@ -95,8 +94,8 @@ private class ProjectedEvaluatorFactory(
         val context = TaskContext.get()
         // Pipelined execution reads the input in a writer thread and the results in the task's.
         val pipelined = SparkEnv.get.conf.get(PYTHON_UDF_PIPELINED_EXECUTION)
-        val queue = new RecyclingRowQueue(context.taskMemoryManager(), new File(Utils.getLocalDir(SparkEnv.get.conf)),
-          childOutput.length, SparkEnv.get.serializerManager, pipelined)
+        val queue = HybridRowQueue(context.taskMemoryManager(),
+          new File(Utils.getLocalDir(SparkEnv.get.conf)), childOutput.length, pipelined)
         context.addTaskCompletionListener[Unit](_ => queue.close())
 
         val arguments = ArrayBuffer.empty[Expression] // each distinct argument once, as Spark sends them
