@@ -13,7 +13,8 @@ import org.scalatest.funsuite.AnyFunSuite
  * The packing of doubles to float32 from both kinds of memory Spark's arrays live in: an UnsafeRow's
  * byte array, and the `long[]` of `UnsafeArrayData.fromPrimitiveArray` (as `VectorUDT.serialize`
  * makes). Each must give Java's `(float)` cast of every value, bit for bit, and null when any value is
- * NaN or infinite as a float32 (a double beyond float32's range included).
+ * NaN or infinite as a float32 (a double beyond float32's range included), whether it writes into a
+ * new array or into a reused one that holds an earlier row's bytes.
  */
 class PackedFloat32Suite extends AnyFunSuite {
 
@@ -34,13 +35,19 @@ class PackedFloat32Suite extends AnyFunSuite {
   private def inUnsafeRow(value: Any, dataType: DataType): InternalRow =
     UnsafeProjection.create(Array(dataType)).apply(InternalRow(value))
 
+  /** An array of `length` bytes holding another row's bytes, to pack into. */
+  private def used(length: Int): Array[Byte] = Array.fill(length)(0x5a.toByte)
+
+  /** `values` packed from each kind of memory, each into a new array and into a used one. */
   private def packedBothWays(values: Array[Double]): Seq[Option[Seq[Byte]]] = {
     val serialized = vectorUdt.serialize(Vectors.dense(values)).asInstanceOf[InternalRow] // in a long[]
     val fromRow = inUnsafeRow(serialized, SQLDataTypes.VectorType).getStruct(0, 4) // in a byte[]
     val array = inUnsafeRow(UnsafeArrayData.fromPrimitiveArray(values), ArrayType(DoubleType, containsNull = false))
-    Seq(PackedFloat32.packVector(serialized), PackedFloat32.packVector(fromRow),
-      PackedFloat32.packDoubles(array.getArray(0)), PackedFloat32.packNullableDoubles(array.getArray(0)))
-      .map(Option(_).map(_.toSeq))
+    Seq(null, used(4 * values.length)).flatMap { into =>
+      Seq(PackedFloat32.packVector(serialized, into), PackedFloat32.packVector(fromRow, into),
+        PackedFloat32.packDoubles(array.getArray(0), into), PackedFloat32.packNullableDoubles(array.getArray(0), into))
+        .map(Option(_).map(_.toSeq))
+    }
   }
 
   test("every length and edge value packs as Java's cast, from both kinds of memory") {
@@ -65,13 +72,32 @@ class PackedFloat32Suite extends AnyFunSuite {
 
   test("a sparse Vector packs as its dense values; a null element of a nullable array makes it invalid") {
     val sparse = Vectors.sparse(6, Array(1, 4), Array(2.5, -1e-3))
-    val packed = PackedFloat32.packVector(inUnsafeRow(vectorUdt.serialize(sparse), SQLDataTypes.VectorType).getStruct(0, 4))
-    assert(packed.toSeq == expected(sparse.toArray).get)
+    val serialized = inUnsafeRow(vectorUdt.serialize(sparse), SQLDataTypes.VectorType).getStruct(0, 4)
+    for (into <- Seq(null, used(24))) assert(PackedFloat32.packVector(serialized, into).toSeq == expected(sparse.toArray).get)
     assert(PackedFloat32.packVector(vectorUdt.serialize(Vectors.sparse(3, Array(2), Array(Double.NaN)))
-      .asInstanceOf[InternalRow]) == null)
+      .asInstanceOf[InternalRow], null) == null)
     val withNull = inUnsafeRow(ArrayData.toArrayData(Array[Any](1.0f, null, 3.0f)), ArrayType(FloatType, containsNull = true))
-    assert(PackedFloat32.packNullableFloats(withNull.getArray(0)) == null)
+    assert(PackedFloat32.packNullableFloats(withNull.getArray(0), null) == null)
     val floats = inUnsafeRow(ArrayData.toArrayData(Array(1.0f, -0.0f, 3.5f)), ArrayType(FloatType, containsNull = false))
-    assert(PackedFloat32.packFloats(floats.getArray(0)).toSeq == expected(Array(1.0, -0.0, 3.5)).get)
+    for (into <- Seq(null, used(12), used(16))) {
+      assert(PackedFloat32.packFloats(floats.getArray(0), into).toSeq == expected(Array(1.0, -0.0, 3.5)).get)
+    }
+  }
+
+  test("generated code reuses one array only when asked to (dlbridge's operator); otherwise each row gets its own") {
+    val input = Seq(Array(1.0, 2.0), Array(-3.5, 4.25), Array(0.5, Double.NaN), Array(7.0, 8.0))
+      .map(v => inUnsafeRow(vectorUdt.serialize(Vectors.dense(v)), SQLDataTypes.VectorType))
+    val field = org.apache.spark.sql.catalyst.expressions.BoundReference(0, SQLDataTypes.VectorType, nullable = true)
+    for (reuse <- Seq(false, true)) {
+      val project = org.apache.spark.sql.catalyst.expressions.MutableProjection.create(Seq(
+        if (reuse) PackedFloat32(field).withReusedBuffer else PackedFloat32(field)))
+      val packed = input.map { row =>
+        val value = project(row).getBinary(0)
+        (value, Option(value).map(_.toSeq)) // the bytes as they are when the row is evaluated
+      }
+      assert(packed.map(_._2) == Seq(Array(1.0, 2.0), Array(-3.5, 4.25), Array(0.5, Double.NaN), Array(7.0, 8.0)).map(expected))
+      val arrays = packed.flatMap(p => Option(p._1))
+      assert(arrays.map(System.identityHashCode).distinct.size == (if (reuse) 1 else 3), s"reuse=$reuse")
+    }
   }
 }

@@ -7,6 +7,7 @@ import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.{Expression, UnaryExpression, UnsafeArrayData}
 import org.apache.spark.sql.catalyst.expressions.codegen.{CodegenContext, ExprCode}
 import org.apache.spark.sql.catalyst.util.ArrayData
+import org.apache.spark.sql.execution.python.dlbridge.ReusableBufferExpression
 import org.apache.spark.sql.types.{ArrayType, BinaryType, DataType, DoubleType, FloatType}
 import org.apache.spark.unsafe.Platform
 
@@ -18,16 +19,24 @@ import org.apache.spark.unsafe.Platform
  * It reads Spark's internal rows directly (the Vector's serialized struct, the array's
  * `UnsafeArrayData`), so Vectors and arrays cost the same: one pass over the values that checks
  * and writes each float, with no deserialized `Vector` or boxed array in between.
+ *
+ * @param child       the features value
+ * @param reuseBuffer whether generated code writes every row's value into one byte array, kept from
+ *                    row to row (when the length fits), instead of a new array per row: only for a
+ *                    consumer that copies each value before the next row is evaluated (see
+ *                    [[ReusableBufferExpression]]). `false` by default; interpreted evaluation always
+ *                    returns a new array.
  */
-private[ml] case class PackedFloat32(child: Expression) extends UnaryExpression {
+private[ml] case class PackedFloat32(child: Expression, reuseBuffer: Boolean = false)
+  extends UnaryExpression with ReusableBufferExpression {
 
   /** The packing method for the child's type: its name (for generated code) and the function. */
   @transient private lazy val (packerName, packer): (String, Any => Array[Byte]) = child.dataType match {
-    case VectorType => ("packVector", v => PackedFloat32.packVector(v.asInstanceOf[InternalRow]))
-    case ArrayType(FloatType, true) => ("packNullableFloats", v => PackedFloat32.packNullableFloats(v.asInstanceOf[ArrayData]))
-    case ArrayType(FloatType, false) => ("packFloats", v => PackedFloat32.packFloats(v.asInstanceOf[ArrayData]))
-    case ArrayType(DoubleType, true) => ("packNullableDoubles", v => PackedFloat32.packNullableDoubles(v.asInstanceOf[ArrayData]))
-    case ArrayType(DoubleType, false) => ("packDoubles", v => PackedFloat32.packDoubles(v.asInstanceOf[ArrayData]))
+    case VectorType => ("packVector", v => PackedFloat32.packVector(v.asInstanceOf[InternalRow], null))
+    case ArrayType(FloatType, true) => ("packNullableFloats", v => PackedFloat32.packNullableFloats(v.asInstanceOf[ArrayData], null))
+    case ArrayType(FloatType, false) => ("packFloats", v => PackedFloat32.packFloats(v.asInstanceOf[ArrayData], null))
+    case ArrayType(DoubleType, true) => ("packNullableDoubles", v => PackedFloat32.packNullableDoubles(v.asInstanceOf[ArrayData], null))
+    case ArrayType(DoubleType, false) => ("packDoubles", v => PackedFloat32.packDoubles(v.asInstanceOf[ArrayData], null))
     case other => throw new IllegalArgumentException(
       s"PackedFloat32 takes an ML Vector or array<float|double>; received ${other.catalogString}")
   }
@@ -40,31 +49,40 @@ private[ml] case class PackedFloat32(child: Expression) extends UnaryExpression 
 
   override protected def doGenCode(ctx: CodegenContext, ev: ExprCode): ExprCode = {
     val method = s"${classOf[PackedFloat32].getName}.$packerName"
+    val buffer = if (reuseBuffer) ctx.addMutableState("byte[]", "packedFloat32Buffer", v => s"$v = null;") else "null"
+    val keep = if (reuseBuffer) s"\nif (!${ev.isNull}) $buffer = ${ev.value};" else ""
     nullSafeCodeGen(ctx, ev, value =>
-      s"""${ev.value} = $method($value);
-         |${ev.isNull} = ${ev.value} == null;""".stripMargin)
+      s"""${ev.value} = $method($value, $buffer);
+         |${ev.isNull} = ${ev.value} == null;""".stripMargin + keep)
   }
+
+  override def withReusedBuffer: Expression = copy(reuseBuffer = true)
 
   override protected def withNewChildInternal(newChild: Expression): PackedFloat32 = copy(child = newChild)
 }
 
-/** The packing loops, static so that generated code calls them directly. */
+/**
+ * The packing loops, static so that generated code calls them directly. Each writes into `into` when
+ * it is not null and has exactly the packed value's length (and returns it), else into a new array.
+ */
 private[ml] object PackedFloat32 {
 
-  def packFloats(values: ArrayData): Array[Byte] = pack(values, nullable = false, doubles = false)
+  def packFloats(values: ArrayData, into: Array[Byte]): Array[Byte] = pack(values, nullable = false, doubles = false, into)
 
-  def packNullableFloats(values: ArrayData): Array[Byte] = pack(values, nullable = true, doubles = false)
+  def packNullableFloats(values: ArrayData, into: Array[Byte]): Array[Byte] = pack(values, nullable = true, doubles = false, into)
 
-  def packDoubles(values: ArrayData): Array[Byte] = pack(values, nullable = false, doubles = true)
+  def packDoubles(values: ArrayData, into: Array[Byte]): Array[Byte] = pack(values, nullable = false, doubles = true, into)
 
-  def packNullableDoubles(values: ArrayData): Array[Byte] = pack(values, nullable = true, doubles = true)
+  def packNullableDoubles(values: ArrayData, into: Array[Byte]): Array[Byte] = pack(values, nullable = true, doubles = true, into)
 
   /** A Vector in its serialized form: (type: 0 sparse / 1 dense, size, indices, values). */
-  def packVector(vector: InternalRow): Array[Byte] = {
+  def packVector(vector: InternalRow, into: Array[Byte]): Array[Byte] = {
     val values = vector.getArray(3)
-    if (vector.getByte(0) == 1) return pack(values, nullable = false, doubles = true)
+    if (vector.getByte(0) == 1) return pack(values, nullable = false, doubles = true, into)
     val indices = vector.getArray(2)
-    val buffer = ByteBuffer.allocate(4 * vector.getInt(1)).order(ByteOrder.LITTLE_ENDIAN)
+    val out = output(into, 4 * vector.getInt(1))
+    if (out eq into) java.util.Arrays.fill(out, 0.toByte) // a sparse Vector writes only its non-zeros
+    val buffer = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN)
     var k = 0
     while (k < values.numElements()) {
       val f = values.getDouble(k).toFloat
@@ -72,8 +90,12 @@ private[ml] object PackedFloat32 {
       buffer.putFloat(4 * indices.getInt(k), f)
       k += 1
     }
-    buffer.array()
+    out
   }
+
+  /** `into` when it holds exactly `length` bytes, else a new array. */
+  private def output(into: Array[Byte], length: Int): Array[Byte] =
+    if (into != null && into.length == length) into else new Array[Byte](length)
 
   /** Whether this JVM stores floats little-endian, so packed values can be written in native order. */
   private val littleEndian = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN
@@ -87,12 +109,12 @@ private[ml] object PackedFloat32 {
    * machine). Floats are copied as one block and then checked; the check has no branch per value.
    * Packing is about a third of the JVM's work in `KerasModel.transform` (JFR, 784 values a row).
    */
-  private def pack(values: ArrayData, nullable: Boolean, doubles: Boolean): Array[Byte] = values match {
-    case unsafe: UnsafeArrayData if littleEndian => packUnsafe(unsafe, nullable, doubles)
-    case other => packPortable(other, nullable, doubles)
+  private def pack(values: ArrayData, nullable: Boolean, doubles: Boolean, into: Array[Byte]): Array[Byte] = values match {
+    case unsafe: UnsafeArrayData if littleEndian => packUnsafe(unsafe, nullable, doubles, into)
+    case other => packPortable(other, nullable, doubles, into)
   }
 
-  private def packUnsafe(values: UnsafeArrayData, nullable: Boolean, doubles: Boolean): Array[Byte] = {
+  private def packUnsafe(values: UnsafeArrayData, nullable: Boolean, doubles: Boolean, into: Array[Byte]): Array[Byte] = {
     val n = values.numElements()
     val base = values.getBaseObject
     val nullWords = (n + 63) / 64
@@ -105,7 +127,7 @@ private[ml] object PackedFloat32 {
       }
     }
     val first = nullBits + 8L * nullWords
-    val out = new Array[Byte](4 * n)
+    val out = output(into, 4 * n)
     val at = Platform.BYTE_ARRAY_OFFSET.toLong
     var nonFinite = 0 // bit 31 set once any value's float32 exponent bits are all ones (NaN or infinite)
     var i = 0
@@ -134,8 +156,8 @@ private[ml] object PackedFloat32 {
 
   /** The same as [[packUnsafe]] through element accessors and a little-endian ByteBuffer, for other
    * `ArrayData` implementations and big-endian JVMs. */
-  private def packPortable(values: ArrayData, nullable: Boolean, doubles: Boolean): Array[Byte] = {
-    val out = new Array[Byte](4 * values.numElements())
+  private def packPortable(values: ArrayData, nullable: Boolean, doubles: Boolean, into: Array[Byte]): Array[Byte] = {
+    val out = output(into, 4 * values.numElements())
     val buffer = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN)
     var i = 0
     while (i < values.numElements()) {

@@ -32,6 +32,8 @@ import org.apache.spark.util.Utils
  *  - the joined row is projected once, straight to `projectList` (the columns the query keeps and
  *    the fields it takes from the UDF's result), where Spark materializes the joined row and the
  *    projection above copies it again.
+ * Arguments that can ([[ReusableBufferExpression]], e.g. dlbridge's packed features) write every
+ * row's value into one array, since the Arrow writer copies each argument row at once.
  *
  * @param projectList the columns this operator outputs, over the child's columns and `resultAttrs`
  * @param udfs        the Arrow UDFs, none of them chained (an argument is never another Python UDF)
@@ -108,7 +110,10 @@ private class ProjectedEvaluatorFactory(
           val offset = if (known >= 0) known else { arguments += value; arguments.length - 1 }
           ArgumentMetadata(offset, name, isTableArg = false)
         }.toArray).toArray
-        val toArguments = MutableProjection.create(arguments.toSeq, childOutput)
+        // the Arrow writer copies each argument row at once, so packed features may share one buffer
+        val toArguments = MutableProjection.create(arguments.toSeq.map(_.transformUp {
+          case reusable: ReusableBufferExpression => reusable.withReusedBuffer
+        }), childOutput)
         toArguments.initialize(partition)
         val argumentSchema = StructType(arguments.zipWithIndex.map { case (e, i) => StructField(s"_$i", e.dataType) }.toSeq)
 
