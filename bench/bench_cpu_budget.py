@@ -10,7 +10,7 @@ by thread name: the JVM's task threads, its JIT compilers, its garbage collector
 workers' main threads and TensorFlow's compute threads.
 
 The groups add up to the machine's two cores, so they show which part a change saves and what it
-costs elsewhere. ``--jar`` runs another build of the dlbridge jar: run two builds one after the other,
+costs elsewhere. Run it alone: it counts the threads of every PySpark worker on the machine. ``--jar`` runs another build of the dlbridge jar: run two builds one after the other,
 several times each, to compare them in one sitting (BENCHMARKS.md, "Inference").
 """
 from __future__ import annotations
