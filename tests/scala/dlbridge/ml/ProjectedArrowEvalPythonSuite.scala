@@ -79,6 +79,13 @@ class ProjectedArrowEvalPythonSuite extends AnyFunSuite with SparkSessionSuite w
     assert(count(twice, ours) == 2 && count(twice, sparks) == 0)
   }
 
+  test("several Arrow batches per task (each written after the last one's reset) give Spark's rows") {
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
+    val (withOurs, _) = try bothWays(model.transform(vectors))
+      finally spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    assert(count(withOurs, ours) == 1, withOurs.mkString("\n"))
+  }
+
   test("a PythonTransformer over plain columns of a columnar scan keeps Spark's operator") {
     val path = tempDir("projected-eval") + "/x.parquet"
     spark.range(0, 200, 1, 2).select(col("id"), col("id").cast("double").as("x")).write.parquet(path)

@@ -3,6 +3,7 @@ package org.apache.spark.sql.execution.python.dlbridge
 import java.io.File
 
 import scala.collection.mutable.ArrayBuffer
+import scala.jdk.CollectionConverters._
 
 import org.apache.spark.{JobArtifactSet, PartitionEvaluator, SparkEnv, TaskContext}
 import org.apache.spark.api.python.ChainedPythonFunctions
@@ -12,9 +13,12 @@ import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.{Attribute, AttributeSet, Expression, JoinedRow, MutableProjection, NamedArgumentExpression, NamedExpression, PythonUDF, UnsafeProjection, UnsafeRow}
 import org.apache.spark.sql.execution.{SparkPlan, UnaryExecNode}
 import org.apache.spark.sql.execution.metric.SQLMetric
-import org.apache.spark.sql.execution.python.{ArrowEvalPythonEvaluatorFactory, ArrowPythonRunner, HybridRowQueue, PythonSQLMetrics}
+import org.apache.spark.sql.errors.QueryExecutionErrors
+import org.apache.spark.sql.execution.arrow.ArrowWriter
+import org.apache.spark.sql.execution.arrow.dlbridge.BatchArrowWriter
+import org.apache.spark.sql.execution.python.{ArrowEvalPythonEvaluatorFactory, ArrowPythonRunner, ArrowPythonWithNamedArgumentRunner, BatchedPythonArrowInput, HybridRowQueue, PythonSQLMetrics}
 import org.apache.spark.sql.execution.python.EvalPythonExec.ArgumentMetadata
-import org.apache.spark.sql.types.{StructField, StructType}
+import org.apache.spark.sql.types.{DataType, StructField, StructType, UserDefinedType}
 import org.apache.spark.util.Utils
 
 /**
@@ -33,7 +37,9 @@ import org.apache.spark.util.Utils
  *    the fields it takes from the UDF's result), where Spark materializes the joined row and the
  *    projection above copies it again.
  * Arguments that can ([[ReusableBufferExpression]], e.g. dlbridge's packed features) write every
- * row's value into one array, since the Arrow writer copies each argument row at once.
+ * row's value into one array, since the Arrow writer copies each argument row at once. The batches
+ * are written by [[org.apache.spark.sql.execution.arrow.dlbridge.BatchArrowWriter]], which does not
+ * zero a binary column's value bytes between batches (4 MiB a batch of packed features).
  *
  * @param projectList the columns this operator outputs, over the child's columns and `resultAttrs`
  * @param udfs        the Arrow UDFs, none of them chained (an argument is never another Python UDF)
@@ -89,6 +95,30 @@ private class ProjectedEvaluatorFactory(
     sessionUUID: Option[String])
   extends ArrowEvalPythonEvaluatorFactory(childOutput, udfs, childOutput ++ resultAttrs, batchSize, evalType,
     sessionLocalTimeZone, largeVarTypes, pythonRunnerConf, pythonMetrics, jobArtifactUUID, sessionUUID) {
+
+  /**
+   * Spark's `evaluate` (the runner, and the UDFs' result rows from the batches it returns), with
+   * the runner's batches written by [[BatchArrowWriter]].
+   */
+  override def evaluate(
+      funcs: Seq[(ChainedPythonFunctions, Long)],
+      argMetas: Array[Array[ArgumentMetadata]],
+      iter: Iterator[InternalRow],
+      schema: StructType,
+      context: TaskContext): Iterator[InternalRow] = {
+    val outputTypes = resultAttrs.map(_.dataType.transformRecursively { case udt: UserDefinedType[_] => udt.sqlType })
+    val runner = new ArrowPythonWithNamedArgumentRunner(funcs, evalType, argMetas, schema, sessionLocalTimeZone,
+        largeVarTypes, pythonRunnerConf, pythonMetrics, jobArtifactUUID, sessionUUID) with BatchedPythonArrowInput {
+      override protected lazy val arrowWriter: ArrowWriter = BatchArrowWriter.create(root)
+    }
+    runner.compute(Iterator(iter), context.partitionId(), context).flatMap { batch =>
+      val actualTypes = (0 until batch.numCols()).map(i => batch.column(i).dataType())
+      if (!DataType.equalsIgnoreCompatibleCollation(outputTypes, actualTypes)) {
+        throw QueryExecutionErrors.arrowDataTypeMismatchError("pandas_udf()", outputTypes, actualTypes)
+      }
+      batch.rowIterator.asScala
+    }
+  }
 
   override def createEvaluator(): PartitionEvaluator[InternalRow, InternalRow] =
     new PartitionEvaluator[InternalRow, InternalRow] {
