@@ -87,7 +87,7 @@ class ProjectedArrowEvalPythonSuite extends AnyFunSuite with SparkSessionSuite w
   }
 
   test("a PythonTransformer over plain columns of a columnar scan keeps Spark's operator") {
-    val path = tempDir("projected-eval") + "/x.parquet"
+    val path = s"${tempDir("projected-eval")}/x.parquet"
     spark.range(0, 200, 1, 2).select(col("id"), col("id").cast("double").as("x")).write.parquet(path)
     val plusK = new PythonTransformer().setFunction("plus_k").setParams("""{"k": 1.5}""")
       .setInputCol("x").setOutputCol("y")

@@ -15,15 +15,20 @@ import org.apache.spark.sql.execution.arrow.{ArrowWriter, BinaryWriter}
  * to the largest batch so far: for 1,024 rows of 784 packed float32 features (3,136 bytes a row), 4
  * MiB of memory set to zero for every batch sent, more than the 3.2 MB the batch holds. Those bytes are
  * never read: each value written overwrites its bytes, a null has none, and only the bytes up to the
- * last offset are sent. The validity bits and offsets are still zeroed, as Arrow does.
+ * last offset are sent. The validity bits and offsets are still zeroed, as Arrow does. (With
+ * `spark.sql.execution.arrow.useLargeVarTypes`, binary columns are `LargeVarBinaryVector`s, which
+ * Spark's own field writer writes and resets.)
  */
 object BatchArrowWriter {
 
   /** A writer of `root`'s vectors, as `ArrowWriter.create(root)` builds one, with its binary columns' resets lighter. */
   def create(root: VectorSchemaRoot): ArrowWriter = {
-    val fields = root.getFieldVectors.asScala.map {
-      case binary: VarBinaryVector => new UnzeroedBinaryWriter(binary)
-      case other => ArrowWriter.createFieldWriter(other)
+    val fields = root.getFieldVectors.asScala.map { vector =>
+      vector.allocateNew()
+      vector match {
+        case binary: VarBinaryVector => new UnzeroedBinaryWriter(binary)
+        case other => ArrowWriter.createFieldWriter(other)
+      }
     }
     new ArrowWriter(root, fields.toArray)
   }
@@ -33,7 +38,7 @@ object BatchArrowWriter {
     override def reset(): Unit = {
       vector.getValidityBuffer.setZero(0, vector.getValidityBuffer.capacity())
       vector.getOffsetBuffer.setZero(0, vector.getOffsetBuffer.capacity())
-      vector.setValueCount(0) // no values, the last one set before the first (as Arrow's reset leaves them)
+      vector.setValueCount(0) // no values, and none set (lastSet -1), as Arrow's reset leaves the vector
       count = 0
     }
   }
