@@ -80,10 +80,15 @@ class ProjectedArrowEvalPythonSuite extends AnyFunSuite with SparkSessionSuite w
   }
 
   test("several Arrow batches per task (each written after the last one's reset) give Spark's rows") {
+    def dataSent(plan: Seq[SparkPlan]): Long =
+      plan.collectFirst { case p: ProjectedArrowEvalPythonExec => p.metrics("pythonDataSent").value }.get
+    val (_, oneBatchPerTask) = run(model.transform(vectors))
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
     val (withOurs, _) = try bothWays(model.transform(vectors))
       finally spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     assert(count(withOurs, ours) == 1, withOurs.mkString("\n"))
+    // the same rows in 7-row batches: each batch sent adds its own message header, so the batches were small
+    assert(dataSent(withOurs) > dataSent(oneBatchPerTask), s"${dataSent(withOurs)} vs ${dataSent(oneBatchPerTask)}")
   }
 
   test("a PythonTransformer over plain columns of a columnar scan keeps Spark's operator") {
