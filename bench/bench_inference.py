@@ -378,5 +378,6 @@ def report(results: dict[str, list[float]], raw: dict[str, float], stages: dict[
             print(f"  KerasModel.transform Scala, cached in-memory Vector source / raw Keras = "
                   f"{stages['scala (vector, cached)'] / raw_best:.3f} (on a source like raw Keras')")
 
+
 if __name__ == "__main__":
     main()
