@@ -71,6 +71,8 @@ def group(pid: int, name: str, jvm: int) -> str:
         return "Python workers: " + ("TensorFlow compute" if name.startswith("tf_") else f"thread {name!r}")
     if name.startswith("Executor task"):
         return "JVM: task threads"
+    if name.startswith("python-udf-pipe"):
+        return "JVM: task writer threads (pipelined runner)"
     if name.startswith("C1 Compiler") or name.startswith("C2 Compiler"):
         return "JVM: JIT compilers"
     if name.startswith("G1 Conc") or name.startswith("G1 Main"):

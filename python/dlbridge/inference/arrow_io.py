@@ -6,6 +6,8 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from dlbridge.inference.feature_ring import shared_rows
+
 #: Output fields the UDF can produce, in struct order, with their Spark SQL types.
 OUTPUT_TYPES = {"prediction": "double", "probability": "array<double>", "raw": "array<float>"}
 _ARROW_TYPES = {
@@ -43,12 +45,18 @@ def _binary_matrix(col: pa.Array, name: str, width: int | None) -> np.ndarray:
     rows = len(col)
     offsets = np.frombuffer(col.buffers()[1], np.int32, rows + 1, col.offset * 4)
     lengths = np.diff(offsets)
+    shared = shared_rows(col, offsets, lengths)
+    if shared is not None:  # the JVM's shared memory holds the rows: each row_bytes long
+        row_bytes, values = shared
+        lengths = np.full(rows, row_bytes)
     width = int(lengths[0]) // 4 if width is None and rows else width
     bad = np.flatnonzero(lengths != 4 * (width or 0))
     if bad.size:
         raise ValueError(f"Input column {name!r}: every row must hold {width} float32 values ({4 * (width or 0)} "
                          f"bytes), but {bad.size} rows of a batch differ, e.g. one holds {int(lengths[bad[0]])} "
                          "bytes. Check featuresCol, or set inputShape to match the data.")
+    if shared is not None:
+        return values.view(np.dtype("<f4")).reshape(rows, width)
     data = col.buffers()[2]
     if rows == 0 or data is None:
         return np.zeros((rows, width or 0), np.float32)

@@ -7,7 +7,7 @@ import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.{Expression, UnaryExpression, UnsafeArrayData}
 import org.apache.spark.sql.catalyst.expressions.codegen.{CodegenContext, ExprCode}
 import org.apache.spark.sql.catalyst.util.ArrayData
-import org.apache.spark.sql.execution.python.dlbridge.ReusableBufferExpression
+import org.apache.spark.sql.execution.python.dlbridge.{PackedFeaturesExpression, ReusableBufferExpression}
 import org.apache.spark.sql.types.{ArrayType, BinaryType, DataType, DoubleType, FloatType}
 import org.apache.spark.unsafe.Platform
 
@@ -28,7 +28,7 @@ import org.apache.spark.unsafe.Platform
  *                    returns a new array.
  */
 private[ml] case class PackedFloat32(child: Expression, reuseBuffer: Boolean = false)
-  extends UnaryExpression with ReusableBufferExpression {
+  extends UnaryExpression with ReusableBufferExpression with PackedFeaturesExpression {
 
   /** The packing method for the child's type: its name (for generated code) and the function. */
   @transient private lazy val (packerName, packer): (String, Any => Array[Byte]) = child.dataType match {

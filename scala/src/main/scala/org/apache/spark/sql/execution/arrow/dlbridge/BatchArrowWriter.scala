@@ -2,9 +2,9 @@ package org.apache.spark.sql.execution.arrow.dlbridge
 
 import scala.jdk.CollectionConverters._
 
-import org.apache.arrow.vector.{VarBinaryVector, VectorSchemaRoot}
+import org.apache.arrow.vector.{FieldVector, VarBinaryVector, VectorSchemaRoot}
 
-import org.apache.spark.sql.execution.arrow.{ArrowWriter, BinaryWriter}
+import org.apache.spark.sql.execution.arrow.{ArrowFieldWriter, ArrowWriter, BinaryWriter}
 
 /**
  * Spark's `ArrowWriter` for batches that are written, sent and reset over and over (the input
@@ -21,20 +21,24 @@ import org.apache.spark.sql.execution.arrow.{ArrowWriter, BinaryWriter}
  */
 object BatchArrowWriter {
 
-  /** A writer of `root`'s vectors, as `ArrowWriter.create(root)` builds one, with its binary columns' resets lighter. */
-  def create(root: VectorSchemaRoot): ArrowWriter = {
-    val fields = root.getFieldVectors.asScala.map { vector =>
+  /**
+   * A writer of `root`'s vectors, as `ArrowWriter.create(root)` builds one, with its binary columns'
+   * resets lighter; `writerFor` may supply the writer of a column, given its index and vector.
+   */
+  def create(root: VectorSchemaRoot,
+      writerFor: PartialFunction[(Int, FieldVector), ArrowFieldWriter] = PartialFunction.empty): ArrowWriter = {
+    val fields = root.getFieldVectors.asScala.zipWithIndex.map { case (vector, index) =>
       vector.allocateNew()
-      vector match {
+      writerFor.applyOrElse((index, vector), (_: (Int, FieldVector)) => vector match {
         case binary: VarBinaryVector => new UnzeroedBinaryWriter(binary)
         case other => ArrowWriter.createFieldWriter(other)
-      }
+      })
     }
     new ArrowWriter(root, fields.toArray)
   }
 
   /** Spark's `BinaryWriter`, whose reset leaves the value bytes as they are (see [[BatchArrowWriter]]). */
-  private class UnzeroedBinaryWriter(vector: VarBinaryVector) extends BinaryWriter(vector) {
+  class UnzeroedBinaryWriter(vector: VarBinaryVector) extends BinaryWriter(vector) {
     override def reset(): Unit = {
       vector.getValidityBuffer.setZero(0, vector.getValidityBuffer.capacity())
       vector.getOffsetBuffer.setZero(0, vector.getOffsetBuffer.capacity())

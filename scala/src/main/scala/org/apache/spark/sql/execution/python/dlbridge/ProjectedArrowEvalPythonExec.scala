@@ -6,7 +6,10 @@ import scala.collection.mutable.ArrayBuffer
 import scala.jdk.CollectionConverters._
 
 import org.apache.spark.{JobArtifactSet, PartitionEvaluator, SparkEnv, TaskContext}
+import org.apache.arrow.vector.VarBinaryVector
+
 import org.apache.spark.api.python.ChainedPythonFunctions
+import org.apache.spark.internal.config.BUFFER_SIZE
 import org.apache.spark.internal.config.Python.PYTHON_UDF_PIPELINED_EXECUTION
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.catalyst.InternalRow
@@ -15,10 +18,10 @@ import org.apache.spark.sql.execution.{SparkPlan, UnaryExecNode}
 import org.apache.spark.sql.execution.metric.SQLMetric
 import org.apache.spark.sql.errors.QueryExecutionErrors
 import org.apache.spark.sql.execution.arrow.ArrowWriter
-import org.apache.spark.sql.execution.arrow.dlbridge.BatchArrowWriter
+import org.apache.spark.sql.execution.arrow.dlbridge.{BatchArrowWriter, RingBinaryWriter}
 import org.apache.spark.sql.execution.python.{ArrowEvalPythonEvaluatorFactory, ArrowPythonRunner, ArrowPythonWithNamedArgumentRunner, BatchedPythonArrowInput, HybridRowQueue, PythonSQLMetrics}
 import org.apache.spark.sql.execution.python.EvalPythonExec.ArgumentMetadata
-import org.apache.spark.sql.types.{DataType, StructField, StructType, UserDefinedType}
+import org.apache.spark.sql.types.{BinaryType, DataType, StructField, StructType, UserDefinedType}
 import org.apache.spark.util.Utils
 
 /**
@@ -40,6 +43,10 @@ import org.apache.spark.util.Utils
  * row's value into one array, since the Arrow writer copies each argument row at once. The batches
  * are written by [[org.apache.spark.sql.execution.arrow.dlbridge.BatchArrowWriter]], which does not
  * zero a binary column's value bytes between batches (4 MiB a batch of packed features).
+ * The packed features argument ([[PackedFeaturesExpression]]) reaches Python through a
+ * [[FeatureRing]] in shared memory instead of the batches, unless `spark.dlbridge.inference.sharedMemory.enabled`
+ * is `false` or `/dev/shm` is missing; the runner then writes its batches from its own thread, as
+ * with Spark's `spark.python.udf.pipelined.enabled`.
  *
  * @param projectList the columns this operator outputs, over the child's columns and `resultAttrs`
  * @param udfs        the Arrow UDFs, none of them chained (an argument is never another Python UDF)
@@ -66,7 +73,8 @@ case class ProjectedArrowEvalPythonExec(
   override protected def doExecute(): RDD[InternalRow] = {
     val factory = new ProjectedEvaluatorFactory(child.output, udfs, resultAttrs, projectList,
       conf.arrowMaxRecordsPerBatch, evalType, conf.sessionLocalTimeZone, conf.arrowUseLargeVarTypes,
-      ArrowPythonRunner.getPythonRunnerConfMap(conf), pythonMetrics, jobArtifactUUID, sessionUUID)
+      ArrowPythonRunner.getPythonRunnerConfMap(conf), pythonMetrics, jobArtifactUUID, sessionUUID,
+      FeatureRing.enabled(conf))
     child.execute().mapPartitionsWithIndexInternal { (partition, rows) =>
       factory.createEvaluator().eval(partition, rows)
     }
@@ -92,26 +100,34 @@ private class ProjectedEvaluatorFactory(
     pythonRunnerConf: Map[String, String],
     pythonMetrics: Map[String, SQLMetric],
     jobArtifactUUID: Option[String],
-    sessionUUID: Option[String])
+    sessionUUID: Option[String],
+    sharedMemory: Boolean)
   extends ArrowEvalPythonEvaluatorFactory(childOutput, udfs, childOutput ++ resultAttrs, batchSize, evalType,
     sessionLocalTimeZone, largeVarTypes, pythonRunnerConf, pythonMetrics, jobArtifactUUID, sessionUUID) {
 
   /**
    * Spark's `evaluate` (the runner, and the UDFs' result rows from the batches it returns), with
-   * the runner's batches written by [[BatchArrowWriter]].
+   * the runner's batches written by [[BatchArrowWriter]], and the argument `ring._1` by a
+   * [[RingBinaryWriter]] through `ring._2` when given (the runner then writes from its own thread,
+   * which waits for a free slot while the task's thread reads results).
    */
-  override def evaluate(
+  private def evaluateBatches(
       funcs: Seq[(ChainedPythonFunctions, Long)],
       argMetas: Array[Array[ArgumentMetadata]],
       iter: Iterator[InternalRow],
       schema: StructType,
-      context: TaskContext): Iterator[InternalRow] = {
+      context: TaskContext,
+      ring: Option[(Int, FeatureRingTransport)]): Iterator[InternalRow] = {
     val outputTypes = resultAttrs.map(_.dataType.transformRecursively { case udt: UserDefinedType[_] => udt.sqlType })
     val runner = new ArrowPythonWithNamedArgumentRunner(funcs, evalType, argMetas, schema, sessionLocalTimeZone,
         largeVarTypes, pythonRunnerConf, pythonMetrics, jobArtifactUUID, sessionUUID) with BatchedPythonArrowInput {
-      override protected lazy val arrowWriter: ArrowWriter = BatchArrowWriter.create(root)
+      override val pipelinedEnabled: Boolean = SparkEnv.get.conf.get(PYTHON_UDF_PIPELINED_EXECUTION) || ring.isDefined
+      override protected lazy val arrowWriter: ArrowWriter = BatchArrowWriter.create(root, {
+        case (index, binary: VarBinaryVector) if ring.exists(_._1 == index) => new RingBinaryWriter(binary, ring.get._2)
+      })
     }
     runner.compute(Iterator(iter), context.partitionId(), context).flatMap { batch =>
+      ring.foreach(_._2.answered(batch.numRows()))
       val actualTypes = (0 until batch.numCols()).map(i => batch.column(i).dataType())
       if (!DataType.equalsIgnoreCompatibleCollation(outputTypes, actualTypes)) {
         throw QueryExecutionErrors.arrowDataTypeMismatchError("pandas_udf()", outputTypes, actualTypes)
@@ -120,16 +136,14 @@ private class ProjectedEvaluatorFactory(
     }
   }
 
+  /** Whether `argument` is a row of packed float32 features, which the shared memory may carry. */
+  private def isPackedFeatures(argument: Expression): Boolean =
+    argument.dataType == BinaryType && argument.exists(_.isInstanceOf[PackedFeaturesExpression])
+
   override def createEvaluator(): PartitionEvaluator[InternalRow, InternalRow] =
     new PartitionEvaluator[InternalRow, InternalRow] {
       override def eval(partition: Int, inputs: Iterator[InternalRow]*): Iterator[InternalRow] = {
         val context = TaskContext.get()
-        // Pipelined execution reads the input in a writer thread and the results in the task's.
-        val pipelined = SparkEnv.get.conf.get(PYTHON_UDF_PIPELINED_EXECUTION)
-        val queue = HybridRowQueue(context.taskMemoryManager(),
-          new File(Utils.getLocalDir(SparkEnv.get.conf)), childOutput.length, pipelined)
-        context.addTaskCompletionListener[Unit](_ => queue.close())
-
         val arguments = ArrayBuffer.empty[Expression] // each distinct argument once, as Spark sends them
         val argumentMetadata = udfs.map(_.children.map { argument =>
           val (name, value) = argument match {
@@ -140,6 +154,16 @@ private class ProjectedEvaluatorFactory(
           val offset = if (known >= 0) known else { arguments += value; arguments.length - 1 }
           ArgumentMetadata(offset, name, isTableArg = false)
         }.toArray).toArray
+        val ringArgument = if (sharedMemory) arguments.indexWhere(isPackedFeatures) else -1
+        val ring = Option.when(ringArgument >= 0)(ringArgument ->
+          new FeatureRingTransport(batchSize, SparkEnv.get.conf.get(BUFFER_SIZE), context))
+        // Pipelined execution reads the input in a writer thread and the results in the task's;
+        // the shared memory always runs so, since its writer waits for the reader to free slots.
+        val pipelined = SparkEnv.get.conf.get(PYTHON_UDF_PIPELINED_EXECUTION) || ring.isDefined
+        val queue = HybridRowQueue(context.taskMemoryManager(),
+          new File(Utils.getLocalDir(SparkEnv.get.conf)), childOutput.length, pipelined)
+        context.addTaskCompletionListener[Unit](_ => queue.close())
+
         // the Arrow writer copies each argument row at once, so packed features may share one buffer
         val toArguments = MutableProjection.create(arguments.toSeq.map(_.transformUp {
           case reusable: ReusableBufferExpression => reusable.withReusedBuffer
@@ -152,7 +176,7 @@ private class ProjectedEvaluatorFactory(
           toArguments(row)
         }
         val functions = udfs.map(udf => (ChainedPythonFunctions(Seq(udf.func)), udf.resultId.id))
-        val results = evaluate(functions, argumentMetadata, argumentRows, argumentSchema, context)
+        val results = evaluateBatches(functions, argumentMetadata, argumentRows, argumentSchema, context, ring)
 
         val joined = new JoinedRow
         val toOutput = UnsafeProjection.create(projectList, childOutput ++ resultAttrs)
