@@ -180,7 +180,7 @@ private[sql] object FeatureRing extends Logging {
       val size = HeaderPage + slots * slotBytes
       val raf = new RandomAccessFile(file.toFile, "rw")
       val channel = try {
-        raf.setLength(size)
+        allocate(raf.getChannel, size)
         raf.getChannel
       } catch { case e: Throwable => raf.close(); throw e }
       val memory = channel.map(FileChannel.MapMode.READ_WRITE, 0, size)
@@ -194,6 +194,21 @@ private[sql] object FeatureRing extends Logging {
         Files.deleteIfExists(file)
         None
     }
+  }
+
+  /**
+   * Writes zeros over the whole file, so that its memory is taken now: a full `/dev/shm` (a
+   * container's is often 64 MB) then fails here, and the rows travel in the batches, instead of
+   * killing the process with SIGBUS at the first write to a page it cannot have.
+   */
+  private def allocate(channel: FileChannel, size: Long): Unit = {
+    val zeros = ByteBuffer.allocateDirect(1 << 20)
+    var position = 0L
+    while (position < size) {
+      zeros.clear().limit(Math.min(zeros.capacity().toLong, size - position).toInt)
+      while (zeros.hasRemaining) position += channel.write(zeros, position)
+    }
+    StorageUtils.dispose(zeros)
   }
 
   private def roundUpToPage(bytes: Long): Long = (bytes + 4095L) & ~4095L
