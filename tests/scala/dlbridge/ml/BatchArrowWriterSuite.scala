@@ -57,7 +57,7 @@ class BatchArrowWriterSuite extends AnyFunSuite {
   test("batch after batch, the stream holds the bytes Spark's ArrowWriter writes") {
     val sparks = stream(ArrowWriter.create)
     var leftOver = 0 // bytes of an earlier batch still in the value buffer after a reset
-    val ours = stream(BatchArrowWriter.create, root => {
+    val ours = stream(BatchArrowWriter.create(_), root => {
       val binary = root.getVector(0).asInstanceOf[VarBinaryVector]
       assert(binary.getValueCount == 0 && binary.getLastSet == -1)
       assert(binary.getOffsetBuffer.getInt(0) == 0 && binary.getValidityBuffer.getByte(0) == 0)
