@@ -8,7 +8,7 @@ import java.nio.file.{Files, Path, Paths}
 import java.nio.file.attribute.PosixFilePermissions
 import java.security.SecureRandom
 import java.util.UUID
-import java.util.concurrent.{ArrayBlockingQueue, ConcurrentLinkedQueue, TimeUnit}
+import java.util.concurrent.{ArrayBlockingQueue, TimeUnit}
 
 import scala.util.control.NonFatal
 
@@ -33,8 +33,8 @@ import org.apache.spark.storage.StorageUtils
  * results ([[answered]]): Python no longer reads a batch's rows once it has returned its results.
  * With every slot in use, the writer waits, which keeps at most `slots` batches between the JVM and
  * Python. The file is deleted once Python has answered its first batch (both processes keep their
- * mappings), or when the task ends ([[close]]); a file left by a JVM that was killed before that is
- * deleted by the next ring this user's JVMs create ([[FeatureRing.create]]).
+ * mappings), or when the task ends ([[close]]). A file left by a JVM that was killed before either
+ * is deleted by the first ring that a later JVM on the machine creates ([[FeatureRing.create]]).
  */
 private[sql] final class FeatureRing private (
     file: Path,
