@@ -3,8 +3,9 @@
 Run with ``dev/bench cpu_budget [--form vector|array] [--rows N] [--rounds R] [--jar PATH] [--conf K=V]``.
 The bench's model and input (``bench_inference``: a 784-256-256-10 MLP, ``--distinct`` random rows
 repeated through a broadcast join) go through the PySpark ``KerasModel`` on ``local[2]`` into the
-``noop`` writer, as in ``dev/bench inference``, with the Arrow batch (1,024 rows) and Unix socket of
-its usual command. Around each timed job the script reads the CPU time of every thread of the
+``noop`` writer, as in ``dev/bench inference``, with the Arrow batch (1,024 rows), Unix socket and
+shared memory of its usual command (``--conf spark.dlbridge.inference.sharedMemory.enabled=false``
+measures the rows sent in the batches). Around each timed job the script reads the CPU time of every thread of the
 driver JVM and of the Python workers (``/proc/<pid>/task/<tid>/stat``) and prints it per row, grouped
 by thread name: the JVM's task threads, its JIT compilers, its garbage collector's threads, the
 workers' main threads and TensorFlow's compute threads.
@@ -100,6 +101,7 @@ def main() -> None:
                .config("spark.python.worker.reuse", "true").config("spark.driver.memory", "4g")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", "1024")
                .config("spark.python.unix.domain.socket.enabled", "true")
+               .config("spark.dlbridge.inference.sharedMemory.enabled", "true")
                .config("spark.jars", args.jar or dlbridge.jar_path()))
     for pair in args.conf:
         key, _, value = pair.partition("=")

@@ -30,10 +30,8 @@ ROWS_PER_FILE = 300
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
     """``local[1]`` with worker reuse: every Python task of a micro-batch runs in the same worker,
-    so model loads can be counted per worker. Every Python UDF runs with Spark's pipelined runner,
-    as ``KerasModel.transform``'s shared memory runs its own: pipelined Python workers are a pool
-    of their own, and the first test needs the stage to run in the worker its plain UDF ran in."""
-    session = build_spark("local[1]", spark__python__udf__pipelined__enabled="true")
+    so model loads can be counted per worker."""
+    session = build_spark("local[1]")
     try:
         yield session
     finally:

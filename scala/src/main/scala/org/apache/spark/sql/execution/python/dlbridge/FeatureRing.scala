@@ -134,17 +134,19 @@ private[sql] final class FeatureRing private (
 private[sql] object FeatureRing extends Logging {
 
   /**
-   * The conf that turns the shared memory off (`false`): rows then travel in the Arrow batches, as
-   * for any other UDF. On by default where `/dev/shm` exists.
+   * The SQL conf that turns the shared memory on (`true`, where `/dev/shm` exists); off by default,
+   * when rows travel in the Arrow batches as for any other UDF. Off by default because its pipelined
+   * runner makes PySpark print a `BrokenPipeError` traceback whenever a job stops reading a task's
+   * results early (`show()`, `limit`), and keeps a Python worker pool of its own.
    */
   val EnabledConf = "spark.dlbridge.inference.sharedMemory.enabled"
 
   /** Whether the session's conf leaves the shared memory on. */
-  def enabled(conf: SQLConf): Boolean = conf.getConfString(EnabledConf, "true").trim.toLowerCase match {
+  def enabled(conf: SQLConf): Boolean = conf.getConfString(EnabledConf, "false").trim.toLowerCase match {
     case "true" => true
     case "false" => false
     case other => throw new IllegalArgumentException(s"$EnabledConf must be true or false; received '$other'. " +
-      "Fix: set it to false to send feature rows in the Arrow batches, or unset it.")
+      "Fix: set it to true to hand feature rows over in shared memory, or unset it.")
   }
 
   /** Where the files live: shared memory on Linux. */

@@ -43,10 +43,10 @@ import org.apache.spark.util.Utils
  * row's value into one array, since the Arrow writer copies each argument row at once. The batches
  * are written by [[org.apache.spark.sql.execution.arrow.dlbridge.BatchArrowWriter]], which does not
  * zero a binary column's value bytes between batches (4 MiB a batch of packed features).
- * The packed features argument ([[PackedFeaturesExpression]]) reaches Python through a
- * [[FeatureRing]] in shared memory instead of the batches, unless `spark.dlbridge.inference.sharedMemory.enabled`
- * is `false` or `/dev/shm` is missing; the runner then writes its batches from its own thread, as
- * with Spark's `spark.python.udf.pipelined.enabled`.
+ * With `spark.dlbridge.inference.sharedMemory.enabled=true` (and `/dev/shm`), the packed features
+ * argument ([[PackedFeaturesExpression]]) reaches Python through a [[FeatureRing]] in shared memory
+ * instead of the batches; the runner then writes its batches from its own thread, as with Spark's
+ * `spark.python.udf.pipelined.enabled`.
  *
  * @param projectList the columns this operator outputs, over the child's columns and `resultAttrs`
  * @param udfs        the Arrow UDFs, none of them chained (an argument is never another Python UDF)
