@@ -88,6 +88,12 @@ def test_shared_memory_and_arrow_batches_give_the_same_predictions(spark, model_
         got = np.array([r.probability.toArray() for r in sorted(rows, key=lambda r: r.id)])
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
         assert glob.glob(RINGS) == []
+    # reused workers map one file at a time: a later task's file replaces an earlier one's mapping
+    spark.conf.set(CONF, "true")
+    for _ in range(3):
+        stage.transform(vectors(spark, x[:500])).write.format("noop").mode("overwrite").save()
+    mapped = {pid: mapped_rings(pid) for pid in python_workers()}
+    assert mapped and all(len(files) <= 1 for files in mapped.values()), mapped
     # 30 batches: with the ring each carries a padded header (64 KiB) and empty values; without it, the
     # 1 KiB of float32 of each of its rows
     assert sent["false"] > 3000 * WIDTH * 4
@@ -157,6 +163,16 @@ def python_workers() -> list[int]:
     return [pid for pid, parent in children if parent in daemons]
 
 
+def mapped_rings(pid: int) -> set[str]:
+    """The shared memory files that process ``pid`` maps (deleted ones included)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return {line.split(None, 5)[5].strip() for line in f
+                    if len(line.split(None, 5)) == 6 and feature_ring.PREFIX in line}
+    except OSError:
+        return set()
+
+
 @pytest.fixture
 def ring_file() -> Iterator[tuple[str, bytes]]:
     path = f"{feature_ring.DIRECTORY}/{feature_ring.PREFIX}{os.getpid()}-test-{secrets.token_hex(4)}"
@@ -182,14 +198,24 @@ def header_batch(path: str, secret: bytes, rows: int = 2, row_bytes: int = 16) -
     return col, offsets, np.diff(offsets)
 
 
-def test_the_worker_reads_the_rows_a_header_names_in_place(ring_file) -> None:
+def test_the_worker_reads_the_rows_a_header_names_in_place_and_maps_one_file_at_a_time(ring_file) -> None:
     path, secret = ring_file
-    with feature_ring.reading():
-        row_bytes, values = feature_ring.shared_rows(*header_batch(path, secret))
-        assert row_bytes == 16
-        np.testing.assert_array_equal(values.view("<f4").reshape(2, 4), np.arange(8, dtype="<f4").reshape(2, 4))
-        assert values.flags.writeable and values.ctypes.data % 64 == 0
-    assert feature_ring._maps == {}
+    row_bytes, values = feature_ring.shared_rows(*header_batch(path, secret))
+    assert row_bytes == 16
+    np.testing.assert_array_equal(values.view("<f4").reshape(2, 4), np.arange(8, dtype="<f4").reshape(2, 4))
+    assert values.flags.writeable and values.ctypes.data % 64 == 0
+    del values
+    first = feature_ring._maps[path][0]
+    # the next task's file (here: a copy under another name) replaces the mapping of the last one
+    second = path + "-next"
+    with open(path, "rb") as f, open(os.open(second, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as g:
+        g.write(f.read())
+    try:
+        feature_ring.shared_rows(*header_batch(second, secret))
+        assert list(feature_ring._maps) == [second] and first.closed
+    finally:
+        feature_ring._close_all()
+        os.unlink(second)
 
 
 def test_the_worker_refuses_a_file_without_the_headers_secret(ring_file) -> None:

@@ -17,12 +17,10 @@ them, and that its first bytes hold the same secret as the header.
 """
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import stat
 import struct
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -35,21 +33,10 @@ _FIXED = struct.Struct("<8s16sqiH")
 DIRECTORY = "/dev/shm"
 PREFIX = "dlbridge-ring-"
 
+#: The file mapped by this process, by path: at most one, since a PySpark worker runs one task at a
+#: time and a task's operator uses one file. The mapping of a task's file (deleted by the JVM once
+#: the first batch is answered) is closed when the next task's file is mapped, or when the process ends.
 _maps: dict[str, tuple[mmap.mmap, bytes]] = {}
-_readers = 0
-
-
-@contextlib.contextmanager
-def reading() -> Iterator[None]:
-    """Scope of one UDF run: the files mapped while any run is open are unmapped when the last one ends."""
-    global _readers
-    _readers += 1
-    try:
-        yield
-    finally:
-        _readers -= 1
-        if _readers == 0:
-            _close_all()
 
 
 def shared_rows(col: pa.Array, offsets: np.ndarray, lengths: np.ndarray) -> tuple[int, np.ndarray] | None:
@@ -81,6 +68,7 @@ def _mapping(path: str, secret: bytes) -> mmap.mmap:
     known = _maps.get(path)
     if known is not None and known[1] == secret:
         return known[0]
+    _close_all()  # the file of an earlier task, or the same file with another secret
     if os.path.dirname(path) != DIRECTORY or not os.path.basename(path).startswith(PREFIX):
         raise ValueError(f"A batch names {path!r} as its shared memory, which is not a file dlbridge's JVM makes "
                          f"({DIRECTORY}/{PREFIX}*).")

@@ -7,7 +7,6 @@ from typing import Any, Iterator, Sequence, Tuple
 import numpy as np
 import pyarrow as pa
 
-from dlbridge.inference import feature_ring
 from dlbridge.inference.arrow_io import OUTPUT_TYPES, features, outputs_struct
 from dlbridge.inference.model_cache import Loaded, cached, configured_cache_size, model_digest, size
 
@@ -135,9 +134,8 @@ def _make_udf(model_bytes: bytes, digest: str, *, task: str, batch_size: int, sh
     def run(batches: Iterator[Tuple[pa.Array, ...]]) -> Iterator[pa.Array]:
         predict = BatchPredictor(cached(model_bytes, digest, threads, capacity), task=task, batch_size=batch_size,
                                  shape=shape, fields=fields, names=names)
-        with feature_ring.reading():
-            for cols in batches:
-                yield predict(*cols)
+        for cols in batches:
+            yield predict(*cols)
 
     if len(names) == 1:
         def run_one(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:

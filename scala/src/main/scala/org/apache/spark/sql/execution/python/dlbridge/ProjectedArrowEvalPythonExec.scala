@@ -5,9 +5,9 @@ import java.io.File
 import scala.collection.mutable.ArrayBuffer
 import scala.jdk.CollectionConverters._
 
-import org.apache.spark.{JobArtifactSet, PartitionEvaluator, SparkEnv, TaskContext}
 import org.apache.arrow.vector.VarBinaryVector
 
+import org.apache.spark.{JobArtifactSet, PartitionEvaluator, SparkEnv, TaskContext}
 import org.apache.spark.api.python.ChainedPythonFunctions
 import org.apache.spark.internal.config.BUFFER_SIZE
 import org.apache.spark.internal.config.Python.PYTHON_UDF_PIPELINED_EXECUTION
