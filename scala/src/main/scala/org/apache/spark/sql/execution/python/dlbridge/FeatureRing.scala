@@ -142,12 +142,8 @@ private[sql] object FeatureRing extends Logging {
   val EnabledConf = "spark.dlbridge.inference.sharedMemory.enabled"
 
   /** Whether the session's conf leaves the shared memory on. */
-  def enabled(conf: SQLConf): Boolean = conf.getConfString(EnabledConf, "false").trim.toLowerCase match {
-    case "true" => true
-    case "false" => false
-    case other => throw new IllegalArgumentException(s"$EnabledConf must be true or false; received '$other'. " +
-      "Fix: set it to true to hand feature rows over in shared memory, or unset it.")
-  }
+  def enabled(conf: SQLConf): Boolean = ProjectedArrowEvalPython.booleanConf(conf, EnabledConf, default = false,
+    "set it to true to hand feature rows over in shared memory, or unset it.")
 
   /** Where the files live: shared memory on Linux. */
   val Directory: Path = Paths.get("/dev/shm")
@@ -181,11 +177,11 @@ private[sql] object FeatureRing extends Logging {
       Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))
       val size = HeaderPage + slots * slotBytes
       val raf = new RandomAccessFile(file.toFile, "rw")
-      val channel = try {
-        allocate(raf.getChannel, size)
-        raf.getChannel
-      } catch { case e: Throwable => raf.close(); throw e }
-      val memory = channel.map(FileChannel.MapMode.READ_WRITE, 0, size)
+      val channel = raf.getChannel
+      val memory = try {
+        allocate(channel, size)
+        channel.map(FileChannel.MapMode.READ_WRITE, 0, size)
+      } catch { case e: Throwable => raf.close(); throw e } // closes the channel too
       val secret = new Array[Byte](16)
       random.nextBytes(secret)
       memory.put(0, Magic).put(Magic.length, secret)

@@ -73,12 +73,16 @@ object ProjectedArrowEvalPython extends SparkStrategy {
     case _ => Nil
   }
 
-  private def enabled: Boolean = SQLConf.get.getConfString(EnabledConf, "true").trim.toLowerCase match {
-    case "true" => true
-    case "false" => false
-    case other => throw new IllegalArgumentException(s"$EnabledConf must be true or false; received " +
-      s"'$other'. Fix: set it to false to run dlbridge's UDFs with Spark's own operator, or unset it.")
-  }
+  private def enabled: Boolean = booleanConf(SQLConf.get, EnabledConf, default = true,
+    "set it to false to run dlbridge's UDFs with Spark's own operator, or unset it.")
+
+  /** A `true`/`false` SQL conf of dlbridge; any other value fails, naming the key, the value and `fix`. */
+  private[dlbridge] def booleanConf(conf: SQLConf, key: String, default: Boolean, fix: String): Boolean =
+    conf.getConfString(key, default.toString).trim.toLowerCase match {
+      case "true" => true
+      case "false" => false
+      case other => throw new IllegalArgumentException(s"$key must be true or false; received '$other'. Fix: $fix")
+    }
 
   private def isOwnUnchained(udf: PythonUDF): Boolean =
     isRegistered(udf.func) && !udf.children.exists(_.exists(_.isInstanceOf[PythonUDF]))
